@@ -1,0 +1,159 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { chmod, unlink } from 'node:fs/promises';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { HostState } from '../../src/schemas/state.js';
+import type { StateSource } from './source.js';
+import { StateMetrics } from './metrics.js';
+import { clearStaleSocket } from './socket-file.js';
+import { METRICS_PATH, STATE_WS_PATH } from './paths.js';
+
+export interface StateServerOptions {
+  /** Unix socket for the WebSocket stream (`/state`) and Prometheus (`/metrics`). */
+  socketPath: string;
+  /** File mode of the socket; 0600 by default (root's tools only). */
+  mode?: number;
+  /** Also listen on 127.0.0.1:<port>, only when the admin configured it (0 = any free port, for tests). */
+  tcpPort?: number;
+  logger?: { info(obj: object, msg?: string): void; warn(obj: object, msg?: string): void };
+}
+
+export interface StateServer {
+  /** The loopback TCP address, when tcpPort was configured. */
+  readonly tcpAddress: AddressInfo | null;
+  clients(): number;
+  close(): Promise<void>;
+}
+
+/** A slow client skips intermediate snapshots (each one is complete) instead of growing a queue. */
+const MAX_CLIENT_BACKLOG_BYTES = 1 << 20;
+
+/**
+ * Serves the manager's state: a snapshot on connect, then one after every pass, as JSON text
+ * frames that are HostState objects (versioned by `v`); and the same data as Prometheus text.
+ */
+export async function startStateServer(source: StateSource, opts: StateServerOptions): Promise<StateServer> {
+  const metrics = new StateMetrics();
+  const wss = new WebSocketServer({ noServer: true, maxPayload: 4096 /* clients send nothing */ });
+  const log = opts.logger;
+
+  let last = safeCurrent(source, log);
+  if (last) metrics.update(last);
+  let lastText = last ? JSON.stringify(last) : null;
+
+  const onState = (state: HostState): void => {
+    last = state;
+    lastText = JSON.stringify(state);
+    metrics.update(state);
+    for (const ws of wss.clients) send(ws, lastText);
+  };
+  source.on('state', onState);
+
+  wss.on('connection', (ws) => {
+    ws.on('error', (err) => log?.warn({ err: err.message }, 'state client error'));
+    if (lastText) send(ws, lastText);
+  });
+
+  const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    const url = req.url?.split('?')[0];
+    if (req.method === 'GET' && url === METRICS_PATH) {
+      metrics.text().then(
+        (body) => {
+          res.writeHead(200, { 'content-type': metrics.contentType });
+          res.end(body);
+        },
+        (err: unknown) => {
+          res.writeHead(500, { 'content-type': 'text/plain' });
+          res.end(`metrics failed: ${String(err)}\n`);
+        },
+      );
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'text/plain' });
+    res.end(`xmem state server: GET ${METRICS_PATH}, or a WebSocket on ${STATE_WS_PATH}\n`);
+  };
+  const onUpgrade = (req: http.IncomingMessage, socket: import('node:stream').Duplex, head: Buffer): void => {
+    if (req.url?.split('?')[0] !== STATE_WS_PATH) {
+      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
+  };
+
+  const servers: http.Server[] = [];
+  const listenOn = async (target: string | { port: number; host: string }): Promise<http.Server> => {
+    const srv = http.createServer(onRequest);
+    srv.on('upgrade', onUpgrade);
+    await new Promise<void>((resolve, reject) => {
+      srv.once('error', reject);
+      if (typeof target === 'string') srv.listen(target, resolve);
+      else srv.listen(target.port, target.host, resolve);
+    });
+    servers.push(srv);
+    return srv;
+  };
+
+  try {
+    await clearStaleSocket(opts.socketPath);
+    await listenOn(opts.socketPath);
+    // The socket exists with the umask's mode for a moment; the stream is read-only and the
+    // directory (/run/xmem) is root's, so chmod right after listen is enough.
+    await chmod(opts.socketPath, opts.mode ?? 0o600);
+  } catch (err) {
+    await closeAll();
+    throw new Error(`state server: cannot listen on ${opts.socketPath}: ${(err as Error).message}`);
+  }
+  let tcpAddress: AddressInfo | null = null;
+  if (opts.tcpPort !== undefined) {
+    try {
+      const srv = await listenOn({ port: opts.tcpPort, host: '127.0.0.1' });
+      tcpAddress = srv.address() as AddressInfo;
+    } catch (err) {
+      await closeAll();
+      throw new Error(`state server: cannot listen on 127.0.0.1:${opts.tcpPort}: ${(err as Error).message}`);
+    }
+  }
+  log?.info({ socketPath: opts.socketPath, tcp: tcpAddress?.port ?? null }, 'state server listening');
+
+  let closed = false;
+  async function closeAll(): Promise<void> {
+    source.off?.('state', onState);
+    for (const ws of wss.clients) ws.terminate();
+    wss.close();
+    await Promise.all(
+      servers.map(
+        (srv) =>
+          new Promise<void>((resolve) => {
+            srv.closeAllConnections();
+            srv.close(() => resolve());
+          }),
+      ),
+    );
+  }
+
+  return {
+    tcpAddress,
+    clients: () => wss.clients.size,
+    async close() {
+      if (closed) return;
+      closed = true;
+      await closeAll();
+      await unlink(opts.socketPath).catch(() => undefined);
+    },
+  };
+}
+
+function send(ws: WebSocket, text: string): void {
+  if (ws.readyState !== ws.OPEN || ws.bufferedAmount > MAX_CLIENT_BACKLOG_BYTES) return;
+  ws.send(text);
+}
+
+function safeCurrent(source: StateSource, log: StateServerOptions['logger']): HostState | null {
+  try {
+    return source.current();
+  } catch (err) {
+    // Before the first pass the manager may have no state yet; clients get the first update.
+    log?.warn({ err: (err as Error).message }, 'state source has no current state yet');
+    return null;
+  }
+}
