@@ -82,7 +82,7 @@ const REASON_COMFORT = 24;
 /**
  * Chooses the columns for a terminal width: the memory figures, PSI and flags always; MAXMEM and
  * AGE when there is room (the detail pane always has them); NAME sized to the longest name
- * (8..24); REASON takes what is left.
+ * (8..24); REASON takes what is left. The row never exceeds `cols`.
  */
 export function layoutColumns(cols: number, vms: readonly VmState[]): Column[] {
   const longest = Math.max(4, ...vms.map((v) => v.name.length));
@@ -98,6 +98,12 @@ export function layoutColumns(cols: number, vms: readonly VmState[]): Column[] {
   }
   const spare = cols - used(chosen);
   if (spare < REASON_MIN) nameWidth = Math.max(6, nameWidth - (REASON_MIN - spare));
+  // Below ~60 columns even the core does not fit: shed the least telling figures first.
+  for (const drop of [IDEAL, FLOOR, DOMID, FLAGS, PSI, TARGET]) {
+    if (used(chosen) - 1 <= cols) break;
+    chosen = chosen.filter((c) => c !== drop);
+  }
+  nameWidth = Math.max(1, Math.min(nameWidth, nameWidth + cols - (used(chosen) - 1)));
   const reasonWidth = Math.max(0, cols - used(chosen));
   return [nameColumn(nameWidth), ...chosen, ...(reasonWidth > 0 ? [reasonColumn(reasonWidth)] : [])];
 }
