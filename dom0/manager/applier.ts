@@ -1,0 +1,107 @@
+import type { Clock } from '../../src/clock.js';
+import type { XenstoreClient } from '../../src/xenstore/types.js';
+import type { DomainFacts, HostFacts, XenHost } from '../host/host.js';
+import { keys } from './keys.js';
+import { fitGrows, growNeedKib, type ApplyPlan, type TargetAction } from './plan.js';
+
+/**
+ * Executes an ApplyPlan: shrinks, then a bounded wait until Xen's free memory (minus the
+ * reserve and memory already promised to other growing VMs) covers the grows, then grows.
+ */
+
+export interface ApplyOptions {
+  /** Xen memory never handed out (Xen's low_mem_virq_limit is 64 MiB; anchors §10.2). */
+  reserveKib: number;
+  /** How long to wait for shrinks to free memory before granting what is there. */
+  waitMaxMs: number;
+  waitPollMs: number;
+}
+
+export interface Applied {
+  action: TargetAction;
+  phase: 'shrink' | 'grow';
+}
+
+export interface ApplyResult {
+  applied: Applied[];
+  /** Grows left for a later pass (free memory short after the wait), and failed writes. */
+  deferred: { domid: number; name: string; why: string }[];
+  /** Facts after the wait, if one happened. */
+  facts: HostFacts | null;
+}
+
+export interface ApplyDeps {
+  xs: XenstoreClient;
+  host: XenHost;
+  clock: Clock;
+  /** KiB promised to VMs outside this plan that have not yet grown into their targets. */
+  promisedKib: (facts: Map<number, DomainFacts>) => number;
+  onApplied: (a: Applied) => void;
+}
+
+export async function applyPlan(plan: ApplyPlan, facts: HostFacts, deps: ApplyDeps, opts: ApplyOptions): Promise<ApplyResult> {
+  const result: ApplyResult = { applied: [], deferred: [], facts: null };
+
+  for (const a of plan.shrinks) {
+    if (await attempt(result, a, () => writeTarget(deps.xs, a))) {
+      const applied: Applied = { action: a, phase: 'shrink' };
+      result.applied.push(applied);
+      deps.onApplied(applied);
+      // The cut is in force even if lowering the ceiling fails; that is retried next shrink.
+      if (a.maxmemKib !== null) await attempt(result, a, () => deps.host.setMaxmem(a.domid, a.maxmemKib!));
+    }
+  }
+  if (plan.grows.length === 0) return result;
+
+  let now = facts;
+  let byId = index(now);
+  const deadline = deps.clock.now() + opts.waitMaxMs;
+  let available = availableKib(now, byId, deps, opts);
+  // Only wait when something was asked to shrink: otherwise nothing will free memory soon.
+  while (available < growNeedKib(plan.grows, byId) && plan.shrinks.length > 0 && deps.clock.now() < deadline) {
+    await deps.clock.sleep(opts.waitPollMs);
+    now = await deps.host.facts();
+    byId = index(now);
+    result.facts = now;
+    available = availableKib(now, byId, deps, opts);
+  }
+  const grows = fitGrows(plan.grows, byId, available);
+  for (const g of plan.grows.slice(grows.length)) {
+    result.deferred.push({ domid: g.domid, name: g.name, why: 'Xen free memory short; retried next pass' });
+  }
+
+  for (const a of grows) {
+    if (await attempt(result, a, async () => {
+      if (a.maxmemKib !== null) await deps.host.setMaxmem(a.domid, a.maxmemKib);
+      await writeTarget(deps.xs, a);
+    })) {
+      const applied: Applied = { action: a, phase: 'grow' };
+      result.applied.push(applied);
+      deps.onApplied(applied);
+    }
+  }
+  return result;
+}
+
+function availableKib(facts: HostFacts, byId: Map<number, DomainFacts>, deps: ApplyDeps, opts: ApplyOptions): number {
+  return facts.freeKib - opts.reserveKib - deps.promisedKib(byId);
+}
+
+function index(facts: HostFacts): Map<number, DomainFacts> {
+  return new Map(facts.domains.map((d) => [d.domid, d]));
+}
+
+async function writeTarget(xs: XenstoreClient, a: TargetAction): Promise<void> {
+  await xs.write(keys(a.domid).target, String(a.toKib));
+}
+
+/** One VM's failure (it vanished, xl refused) never stops the others. */
+async function attempt(result: ApplyResult, a: TargetAction, fn: () => Promise<void>): Promise<boolean> {
+  try {
+    await fn();
+    return true;
+  } catch (err) {
+    result.deferred.push({ domid: a.domid, name: a.name, why: `apply failed: ${err instanceof Error ? err.message : String(err)}` });
+    return false;
+  }
+}

@@ -1,0 +1,110 @@
+import type { XenstoreClient } from '../../src/xenstore/types.js';
+import type { VmHistory } from '../../src/policy/types.js';
+import { keys, watchedReportKeys } from './keys.js';
+import type { ProgressTrack } from './progress.js';
+import { NO_KEYS, type RawGuestKeys, type SignalReading, type SignalStatus, type SignalTrack } from './signal.js';
+
+/** Everything the manager keeps about one live domain. */
+export interface DomainRecord {
+  domid: number;
+  name: string;
+  targetKib: number | null;
+  staticMaxKib: number | null;
+  raw: RawGuestKeys;
+  /** Guest keys changed since they were last read (watch fired, sweep, new domain). */
+  dirty: boolean;
+  /** When a watch on the guest's keys last fired (manager clock). */
+  arrivedMs: number | null;
+  signalTrack: SignalTrack | undefined;
+  reading: SignalReading | null;
+  status: SignalStatus | null;
+  progress: ProgressTrack | undefined;
+  stuck: boolean;
+  history: VmHistory | undefined;
+  reason: string;
+  reasonAtMs: number | null;
+  unwatch: (() => Promise<void>)[];
+}
+
+const DIGITS = /^[0-9]{1,15}$/;
+
+function kibOrNull(v: string | null): number | null {
+  return v !== null && DIGITS.test(v) ? Number(v) : null;
+}
+
+/**
+ * Sets a new domain up: reads its target and ceiling, grants the Qubes keys, watches the
+ * guest's report keys. Throws if the domain vanished meanwhile (the next pass retries).
+ */
+export async function setupDomain(
+  xs: XenstoreClient,
+  domid: number,
+  fallbackName: string,
+  onGuestWrite: (domid: number) => void,
+): Promise<DomainRecord> {
+  const k = keys(domid);
+  const [name, target, staticMax, hotplugMax, saved] = await Promise.all([
+    xs.tryRead(`${k.home}/name`),
+    xs.tryRead(k.target),
+    xs.tryRead(k.staticMax),
+    xs.tryRead(k.hotplugMax),
+    xs.tryRead(k.xmemStaticMax),
+  ]);
+  // `xl mem-max` (which xmem calls) rewrites static-max with the new ceiling on Xen >= 4.17, so
+  // the ORIGINAL static-max is saved once, beside it, and preferred on every later start.
+  const original = kibOrNull(saved) ?? kibOrNull(staticMax);
+  if (saved === null && original !== null) await xs.write(k.xmemStaticMax, String(original));
+  if (domid !== 0) await grantQubesKeys(xs, domid);
+
+  const rec: DomainRecord = {
+    domid,
+    name: name !== null && name.length > 0 && name.length <= 128 ? name : fallbackName,
+    targetKib: kibOrNull(target),
+    staticMaxKib: kibOrNull(hotplugMax) ?? original,
+    raw: NO_KEYS,
+    dirty: true,
+    arrivedMs: null,
+    signalTrack: undefined,
+    reading: null,
+    status: null,
+    progress: undefined,
+    stuck: false,
+    history: undefined,
+    reason: '',
+    reasonAtMs: null,
+    unwatch: [],
+  };
+  for (const path of watchedReportKeys(domid)) {
+    rec.unwatch.push(await xs.watch(path, () => onGuestWrite(domid)));
+  }
+  return rec;
+}
+
+/**
+ * Creates `memory/meminfo` and `memory/swapinfo` owned by dom0 and writable by the guest
+ * (`n0 b<domid>`): `memory/` is dom0-owned and read-only for guests, so stock Qubes
+ * meminfo-writer (which exits unless both exist, anchors §1.2) and the xmem agent's Qubes
+ * publisher could not create them. Existing keys are left alone.
+ */
+export async function grantQubesKeys(xs: XenstoreClient, domid: number): Promise<void> {
+  const k = keys(domid);
+  for (const path of [k.qubes, k.qubesSwap]) {
+    if ((await xs.tryRead(path)) !== null) continue;
+    await xs.mkdir(path);
+    await xs.setPerms(path, [{ domid: 0, access: 'n' }, { domid, access: 'b' }]);
+  }
+}
+
+/** Reads the guest-written keys (values are bounded by xenstored's 2048-byte guest quota). */
+export async function readGuestKeys(xs: XenstoreClient, domid: number): Promise<RawGuestKeys> {
+  const k = keys(domid);
+  const [report, qubes, xapiFree, xapiTotal] = await Promise.all([
+    xs.tryRead(k.report), xs.tryRead(k.qubes), xs.tryRead(k.xapiFree), xs.tryRead(k.xapiTotal),
+  ]);
+  return { report, qubes, xapiFree, xapiTotal };
+}
+
+export async function teardownDomain(rec: DomainRecord): Promise<void> {
+  for (const unwatch of rec.unwatch) await unwatch().catch(() => {});
+  rec.unwatch = [];
+}
