@@ -5,7 +5,7 @@
 export const DEFAULT_STATE_SOCKET = '/run/xmem/state.sock';
 
 export function stateSocketPath(flag?: string): string {
-  return flag ?? process.env.XMEM_STATE_SOCKET ?? DEFAULT_STATE_SOCKET;
+  return flag || process.env.XMEM_STATE_SOCKET || DEFAULT_STATE_SOCKET;
 }
 
 /** The URL path of the WebSocket stream; HTTP `/metrics` lives beside it on the same socket. */

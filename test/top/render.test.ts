@@ -14,7 +14,7 @@ const plain = (s: string): string => s.replace(ANSI, '');
 
 const live = { state: 'live', where: '/run/xmem/state.sock' } as const;
 
-function frame(over: Partial<FrameInput> & { view?: Partial<ViewOptions> } = {}): ReturnType<typeof renderFrame> & { text: string[] } {
+function frame(over: Partial<Omit<FrameInput, 'view'>> & { view?: Partial<ViewOptions> } = {}): ReturnType<typeof renderFrame> & { text: string[] } {
   const state = over.state === undefined ? hostState() : over.state;
   const f = renderFrame({
     state,
