@@ -1,6 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { chmod, unlink } from 'node:fs/promises';
+import { chmod, mkdir, unlink } from 'node:fs/promises';
+import path from 'node:path';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { HostState } from '../../src/schemas/state.js';
 import type { StateSource } from './source.js';
@@ -94,6 +95,8 @@ export async function startStateServer(source: StateSource, opts: StateServerOpt
   };
 
   try {
+    // /run is a tmpfs: the directory is gone after a reboot unless systemd's RuntimeDirectory made it.
+    await mkdir(path.dirname(opts.socketPath), { recursive: true, mode: 0o755 });
     await clearStaleSocket(opts.socketPath);
     await listenOn(opts.socketPath);
     // The socket exists with the umask's mode for a moment; the stream is read-only and the

@@ -73,6 +73,13 @@ describe('state stream server', () => {
     expect((await stat(sock)).mode & 0o777).toBe(0o660);
   });
 
+  it('creates the socket directory when /run was wiped (reboot)', async () => {
+    const nested = path.join(tmp.dir, 'run', 'xmem', 'state.sock');
+    servers.push(await startStateServer(new FakeSource(hostState()), { socketPath: nested }));
+    expect((await stat(nested)).isSocket()).toBe(true);
+    expect((await stat(path.dirname(nested))).isDirectory()).toBe(true);
+  });
+
   it('replaces a stale socket but refuses one a live service answers on, and never a plain file', async () => {
     // A live socket: another process answers on it.
     const live = net.createServer();
