@@ -30,6 +30,7 @@ export interface Frame {
 
 export const MIN_COLS = 40;
 export const MIN_ROWS = 8;
+const STALE_SNAPSHOT_MS = 30_000;
 
 /** The whole screen as a pure function of the data, the viewer's choices and the terminal size. */
 export function renderFrame(input: FrameInput): Frame {
@@ -44,8 +45,7 @@ export function renderFrame(input: FrameInput): Frame {
   const order = vms.map((v) => v.domid);
 
   const top: string[] = [];
-  const banner = bannerLine(input, cols);
-  if (banner) top.push(banner);
+  top.push(...bannerLines(input, cols));
   if (input.notice) top.push(p.bannerWarn(fit(` ${input.notice}`, cols)));
   top.push(...hostLines(input, cols));
 
@@ -81,12 +81,26 @@ function pad(lines: string[], rows: number): string[] {
   return out;
 }
 
-function bannerLine({ conn, nowMs, state, palette: p }: FrameInput, cols: number): string | null {
-  if (conn.state === 'live') return null;
-  if (conn.state === 'connecting') return p.bannerWarn(fit(` connecting to ${conn.where} ...`, cols));
+/** The connection banner, wrapped onto a second line rather than cutting the reason. */
+function bannerLines({ conn, nowMs, state, palette: p }: FrameInput, cols: number): string[] {
+  if (conn.state === 'live') return [];
+  if (conn.state === 'connecting') return [p.bannerWarn(fit(` connecting to ${conn.where} ...`, cols))];
   const retry = conn.retryAtMs === null ? 'not retrying' : `reconnecting in ${fmtAge(Math.max(0, conn.retryAtMs - nowMs))}`;
   const stale = state ? `; showing data from ${fmtClock(state.atMs)}` : '';
-  return p.bannerAlarm(fit(` DISCONNECTED (${retry}): ${conn.reason}${stale}`, cols));
+  return wrap(` DISCONNECTED (${retry}): ${conn.reason}${stale}`, cols, 2).map((l) => p.bannerAlarm(fit(l, cols)));
+}
+
+export function wrap(text: string, cols: number, maxLines: number): string[] {
+  const out: string[] = [];
+  let rest = sanitize(text);
+  while (rest.length > cols && out.length < maxLines - 1) {
+    const cut = rest.lastIndexOf(' ', cols);
+    const at = cut > cols / 2 ? cut : cols;
+    out.push(rest.slice(0, at));
+    rest = ' ' + rest.slice(at).trimStart();
+  }
+  out.push(rest);
+  return out;
 }
 
 function hostLines({ state, view, nowMs, palette: p }: FrameInput, cols: number): string[] {
@@ -95,7 +109,9 @@ function hostLines({ state, view, nowMs, palette: p }: FrameInput, cols: number)
   const left = `policy ${state.policy}  total ${fmtSize(h.totalKib)}  free ${fmtSize(h.freeKib)}  reserved ${fmtSize(h.reservedKib)}  VMs ${state.vms.length}`;
   const right = `${fmtClock(state.atMs)} ${view.paused ? '(paused)' : `(${fmtAge(nowMs - state.atMs)} ago)`}`;
   const gap = cols - left.length - right.length;
-  const line1 = gap >= 2 ? sanitize(left) + ' '.repeat(gap) + right : fit(left, cols);
+  // Passes come every few seconds; a snapshot this old means the service's loop is not running.
+  const old = !view.paused && nowMs - state.atMs > STALE_SNAPSHOT_MS;
+  const line1 = gap >= 2 ? sanitize(left) + ' '.repeat(gap) + (old ? p.warn(right) : right) : fit(left, cols);
 
   const line2 = fit(state.host.summary, cols);
 

@@ -106,6 +106,12 @@ describe('renderFrame layout', () => {
     expect(below.lines.find((l) => plain(l).startsWith('squeezed'))).toMatch(/\x1b\[31m +300M/);
   });
 
+  it('marks a snapshot older than 30s (the service loop is not running) in yellow', () => {
+    const s = hostState();
+    expect(frame({ palette: palette(true), nowMs: s.atMs + 5_000 }).lines[0]).not.toContain('\x1b[33m');
+    expect(frame({ palette: palette(true), nowMs: s.atMs + 45_000 }).lines[0]).toMatch(/\x1b\[33m\d\d:\d\d:\d\d \(45s ago\)/);
+  });
+
   it('scrolls to keep the selection visible when VMs outnumber rows', () => {
     const many: HostState = hostState({ vms: Array.from({ length: 30 }, (_, i) => vm({ domid: i + 1, name: `vm${String(i + 1).padStart(2, '0')}` })) });
     const f = frame({ state: many, view: { sort: 'name', selected: 27 } });
@@ -134,9 +140,10 @@ describe('renderFrame layout', () => {
       psi: fc.option(fc.double({ min: 0, max: 100, noNaN: true })),
     });
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 260 }), fc.integer({ min: 1, max: 90 }), fc.array(arbVm, { maxLength: 60 }), fc.boolean(), fc.boolean(), (cols, rows, vms, detail, help) => {
+      fc.property(fc.integer({ min: 1, max: 260 }), fc.integer({ min: 1, max: 90 }), fc.array(arbVm, { maxLength: 60 }), fc.boolean(), fc.boolean(), fc.option(fc.string({ maxLength: 400 })), (cols, rows, vms, detail, help, downReason) => {
         const state = hostState({ vms: vms.map((v) => vm({ domid: v.domid, name: v.name, actualKib: v.kib, targetKib: v.kib, flags: v.flags, reason: v.reason, psiSome10: v.psi, psiFull10: v.psi })) });
-        const f = frame({ state, size: { cols, rows }, palette: palette(true), view: { detail, help, selected: vms[0]?.domid ?? null } });
+        const conn = downReason === null ? live : ({ state: 'down', where: '/s', reason: downReason, retryAtMs: null } as const);
+        const f = frame({ state, conn, size: { cols, rows }, palette: palette(true), view: { detail, help, selected: vms[0]?.domid ?? null } });
         expect(f.lines).toHaveLength(rows);
         for (const l of f.lines) expect(plain(l).length).toBeLessThanOrEqual(cols);
       }),

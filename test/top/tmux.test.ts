@@ -139,6 +139,21 @@ describe.skipIf(skip !== null)('xmem top in a real terminal (tmux)', () => {
     expect(back.find((l) => l.startsWith('work'))).toMatch(/^work +11 +1\.2G /);
   });
 
+  it('started before the service, says it is not running, then connects when it starts', async () => {
+    const lateSock = path.join(tmp.dir, 'late.sock');
+    await tmux.start('early', 80, 24, `node --import tsx dom0/cli.ts top --socket ${lateSock}`, { TZ: 'UTC' });
+    const s = await tmux.waitFor('early', 'not-running banner', has('DISCONNECTED'));
+    expect(s.slice(0, 2).join('')).toMatch(/^ DISCONNECTED \(reconnecting in \d+m?s\): the xmem service is not running/);
+    expect(s.slice(0, 2).join('').replace(/ /g, '')).toContain(`(nostatesocketat${lateSock})`);
+    const late = await startStateServer(new FakeSource(hostState({ atMs: Date.now() })), { socketPath: lateSock });
+    try {
+      const up = await tmux.waitFor('early', 'connected', (x) => !has('DISCONNECTED')(x) && names(x).length === 4);
+      expect(up[0]).toMatch(/^policy xmem/);
+    } finally {
+      await late.close();
+    }
+  });
+
   it('quits on q with exit status 0 and gives the terminal back', async () => {
     await tmux.keys('large', 'q');
     const deadline = Date.now() + 10_000;
