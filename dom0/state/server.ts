@@ -16,6 +16,8 @@ export interface StateServerOptions {
   mode?: number;
   /** Also listen on 127.0.0.1:<port>, only when the admin configured it (0 = any free port, for tests). */
   tcpPort?: number;
+  /** Concurrent WebSocket clients beyond this get 503 (default 64). */
+  maxClients?: number;
   logger?: { info(obj: object, msg?: string): void; warn(obj: object, msg?: string): void };
 }
 
@@ -28,6 +30,8 @@ export interface StateServer {
 
 /** A slow client skips intermediate snapshots (each one is complete) instead of growing a queue. */
 const MAX_CLIENT_BACKLOG_BYTES = 1 << 20;
+/** Viewers are people and a scraper or two; a bound keeps a runaway script from costing the service memory. */
+const DEFAULT_MAX_CLIENTS = 64;
 
 /**
  * Serves the manager's state: a snapshot on connect, then one after every pass, as JSON text
@@ -76,6 +80,11 @@ export async function startStateServer(source: StateSource, opts: StateServerOpt
   const onUpgrade = (req: http.IncomingMessage, socket: import('node:stream').Duplex, head: Buffer): void => {
     if (req.url?.split('?')[0] !== STATE_WS_PATH) {
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+      return;
+    }
+    if (wss.clients.size >= (opts.maxClients ?? DEFAULT_MAX_CLIENTS)) {
+      socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n');
+      log?.warn({ clients: wss.clients.size }, 'state client refused: too many clients');
       return;
     }
     wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));

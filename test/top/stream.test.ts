@@ -129,6 +129,17 @@ describe('state stream server', () => {
     await expect(stat(sock)).rejects.toThrow(/ENOENT/);
   });
 
+  it('refuses WebSocket clients beyond maxClients with 503', async () => {
+    servers.push(await startStateServer(new FakeSource(hostState()), { socketPath: sock, maxClients: 2 }));
+    const a = rawMessages(sock);
+    const b = rawMessages(sock);
+    await until(() => (a.msgs.length && b.msgs.length) || undefined, 'two clients served');
+    const c = new WebSocket(`ws+unix://${sock}:/state`);
+    const err = await new Promise<Error>((resolve) => c.on('error', resolve));
+    expect(err.message).toMatch(/503/);
+    a.ws.close();
+  });
+
   it('answers 404 to other paths and upgrades only /state', async () => {
     await serve(new FakeSource(hostState()));
     const res = await new Promise<number>((resolve, reject) =>
