@@ -44,7 +44,20 @@ export class StateMetrics {
   private seenDecisions = new Set<string>();
   private seenRefusals = new Set<string>();
 
+  private latest: HostState | null = null;
+
+  /** Per pass: count what is new. Gauges wait for a scrape (passes are far more frequent). */
   update(state: HostState): void {
+    this.latest = state;
+    this.countNew(state);
+  }
+
+  async text(): Promise<string> {
+    if (this.latest) this.setGauges(this.latest);
+    return this.registry.metrics();
+  }
+
+  private setGauges(state: HostState): void {
     for (const g of [this.vmActual, this.vmTarget, this.vmIdeal, this.vmFloor, this.vmMaxmem, this.vmPsiSome, this.vmPsiFull, this.vmReportAge, this.vmFlag]) {
       g.reset();
     }
@@ -66,7 +79,9 @@ export class StateMetrics {
     this.vmCount.set(state.vms.length);
     this.reservations.set(state.reservations.length);
     this.snapshotTime.set(state.atMs / 1000);
+  }
 
+  private countNew(state: HostState): void {
     const decisionKeys = new Set(state.decisions.map(decisionKey));
     for (const d of state.decisions) {
       if (this.seenDecisions.has(decisionKey(d))) continue;
@@ -77,10 +92,6 @@ export class StateMetrics {
     const refusalKeys = new Set(state.refusals.map(refusalKey));
     for (const r of state.refusals) if (!this.seenRefusals.has(refusalKey(r))) this.refusals.inc();
     this.seenRefusals = refusalKeys;
-  }
-
-  text(): Promise<string> {
-    return this.registry.metrics();
   }
 
   get contentType(): string {
