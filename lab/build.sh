@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# lab/build.sh: builds (or reuses) the Xen lab's images under lab/cache/, from Debian packages
+# only (apt-get download + dpkg-deb -x, debootstrap). Each stage has a key file; a stage is
+# rebuilt only when its inputs (package versions, these scripts, the node binary) change.
+#
+#   cache/boot/xen.elf, vmlinuz     Xen 4.17 hypervisor (32-bit ELF for QEMU's multiboot) + kernel
+#   cache/rootfs/                   debootstrap minbase + xen-utils-4.17 (C xenstored, xl)
+#   cache/dom0.cpio.zst             dom0 initramfs: rootfs + modules + node + lab/dom0/init
+#   cache/guest-base.cpio.gz        guest initramfs: busybox, node, xenstore-* CLI, lab/domu/init
+#   cache/dist/                     the project compiled by tsc (rebuilt every run, shared over 9p)
+#   cache/guest.img                 guest-base + the agent layer (dist + node_modules it needs)
+#
+# Needs root and: qemu-system-x86 debootstrap busybox-static cpio kmod zstd gzip (see README).
+set -euo pipefail
+LAB=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(dirname "$LAB")
+C=$LAB/cache
+MIRROR=${MIRROR:-$(sed -n 's/^URIs: *\([^ ]*\).*/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | grep -v -- -security | head -1)}
+MIRROR=${MIRROR:-$(awk '/^deb /{print $2; exit}' /etc/apt/sources.list 2>/dev/null)}
+NODE=${NODE:-$(command -v node)}
+log() { echo "[lab build $(date +%H:%M:%S)] $*" >&2; }
+die() { echo "lab build: $*" >&2; exit 1; }
+hash_of() { cat "$@" | sha256sum | cut -c1-16; }
+# stage NAME KEY: true when the stage must be (re)built; done_stage NAME KEY records success
+stage() { [ "$(cat "$C/.key-$1" 2>/dev/null)" != "$2" ]; }
+done_stage() { echo "$2" > "$C/.key-$1"; }
+
+[ "$(id -u)" = 0 ] || die "must run as root (debootstrap, device nodes in the images)"
+for t in qemu-system-x86_64 debootstrap cpio depmod modprobe zstd gzip strip; do
+  command -v $t >/dev/null || die "missing $t; install: apt-get install -y --no-install-recommends qemu-system-x86 debootstrap busybox-static cpio kmod zstd gzip binutils"
+done
+[ -x /bin/busybox ] || die "missing /bin/busybox (apt-get install busybox-static)"
+[ -n "$NODE" ] || die "no node binary"
+mkdir -p "$C"
+
+# ---------------------------------------------------------------- Xen + kernel (never installed on the host)
+kver() { apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-/{sub("linux-image-","",$2); print $2; exit}'; }
+KVER=$(kver); [ -n "$KVER" ] || { apt-get update >/dev/null; KVER=$(kver); }
+[ -n "$KVER" ] || die "cannot resolve linux-image-amd64 (apt-get update?)"
+XENVER=$(apt-cache policy xen-hypervisor-4.17-amd64 | awk '/Candidate:/{print $2}')
+K_BOOT="$KVER $XENVER"
+if stage boot "$K_BOOT"; then
+  log "downloading xen-hypervisor-4.17-amd64 $XENVER + linux-image-$KVER"
+  rm -rf "$C/debs" "$C/extract" "$C/boot"; mkdir -p "$C/debs" "$C/extract" "$C/boot"
+  (cd "$C/debs" && apt-get download xen-hypervisor-4.17-amd64 "linux-image-$KVER" >/dev/null)
+  for f in "$C"/debs/*.deb; do dpkg-deb -x "$f" "$C/extract"; done
+  depmod -b "$C/extract" "$KVER"
+  zcat "$C/extract/boot/xen-4.17-amd64.gz" > "$C/boot/xen.elf"
+  cp "$C/extract/boot/vmlinuz-$KVER" "$C/boot/vmlinuz"
+  done_stage boot "$K_BOOT"
+fi
+
+# ---------------------------------------------------------------- dom0 root file system
+INCLUDE=xen-utils-4.17,xenstore-utils,kmod,procps,busybox
+K_ROOTFS="bookworm $INCLUDE $MIRROR"
+if stage rootfs "$K_ROOTFS"; then
+  log "debootstrap bookworm minbase + $INCLUDE (about 1 min)"
+  rm -rf "$C/rootfs"
+  debootstrap --variant=minbase --include=$INCLUDE bookworm "$C/rootfs" "$MIRROR" > "$C/debootstrap.log" 2>&1 \
+    || die "debootstrap failed, see $C/debootstrap.log"
+  R=$C/rootfs
+  rm -rf $R/usr/share/doc/* $R/usr/share/man/* $R/usr/share/locale/* $R/usr/share/info/* \
+         $R/var/cache/apt/*.bin $R/var/cache/apt/archives/*.deb $R/var/lib/apt/lists/*_Packages
+  done_stage rootfs "$K_ROOTFS"
+fi
+
+# node, stripped of its debug info (99 -> 86 MB): it lives in RAM in both images
+if [ ! -x "$C/node" ] || [ "$(cat "$C/.node-src" 2>/dev/null)" != "$(sha256sum < "$NODE")" ]; then
+  strip -o "$C/node" "$NODE"; sha256sum < "$NODE" > "$C/.node-src"
+fi
+NODE_KEY=$(cat "$C/.node-src")
+
+# ---------------------------------------------------------------- dom0 initramfs
+K_DOM0="$K_BOOT|$K_ROOTFS|$NODE_KEY|$(hash_of "$0" "$LAB"/dom0/*)"
+if stage dom0 "$K_DOM0"; then
+  log "building the dom0 initramfs"
+  D=$C/dom0-root; rm -rf "$D"; cp -a "$C/rootfs" "$D"
+  mkdir -p $D/lib/modules/$KVER
+  cp "$C"/extract/lib/modules/$KVER/modules.{order,builtin,builtin.modinfo} $D/lib/modules/$KVER/
+  # no udev in dom0: the Xen device modules and 9p over virtio are loaded by /init (+ their deps)
+  for m in xenfs xen-evtchn xen-gntdev xen-gntalloc xen-privcmd 9p 9pnet_virtio virtio_pci; do
+    modprobe -d "$C/extract" -S "$KVER" --show-depends $m | awk '$1=="insmod"{print $2}'
+  done | sort -u | while read -r f; do
+    rel=${f#*/lib/modules/$KVER/}; mkdir -p "$D/lib/modules/$KVER/$(dirname "$rel")"; cp "$f" "$D/lib/modules/$KVER/$rel"
+  done
+  depmod -b "$D" "$KVER"
+  # the C xenstored (what Qubes runs), not Debian's default oxenstored; guest consoles logged
+  sed -i '/^XENSTORED=/d;/^XENCONSOLED_ARGS=/d' $D/etc/default/xen
+  printf '%s\n' 'XENSTORED=/usr/lib/xen-4.17/bin/xenstored' 'XENCONSOLED_ARGS="--log=guest"' >> $D/etc/default/xen
+  mkdir -p $D/mnt/host $D/mnt/out $D/var/log/xen/console $D/var/lib/xen $D/opt/lab
+  cp "$C/node" $D/usr/local/bin/node
+  cp "$C/boot/vmlinuz" $D/opt/lab/vmlinuz
+  install -m 755 "$LAB/dom0/init" $D/init
+  echo 'set enable-bracketed-paste off' > $D/root/.inputrc
+  (cd "$D" && find . | cpio -o -H newc --quiet | zstd -q -T0 -3) > "$C/dom0.cpio.zst"
+  rm -rf "$D"
+  done_stage dom0 "$K_DOM0"
+fi
+
+# ---------------------------------------------------------------- guest base initramfs
+K_GUEST="$K_ROOTFS|$NODE_KEY|$(hash_of "$0" "$LAB"/domu/*)"
+if stage guest "$K_GUEST"; then
+  log "building the guest base initramfs"
+  G=$C/guest-root; rm -rf "$G"; mkdir -p $G/{bin,proc,sys,dev,tmp,run,usr/bin,lib/x86_64-linux-gnu,lib64,opt/xmem}
+  cp /bin/busybox $G/bin/busybox
+  # the xenstore-* CLI (one multicall binary) for the lab's test hooks
+  cp "$C/rootfs/usr/bin/xenstore-write" $G/usr/bin/xenstore
+  for n in read write exists list rm ls watch chmod; do ln -sf xenstore $G/usr/bin/xenstore-$n; done
+  cp "$C/node" $G/usr/bin/node
+  libs=$( (ldd "$C/node"; ldd "$C/rootfs/usr/bin/xenstore-write" 2>/dev/null) | awk '/=> \//{print $3}' | sort -u)
+  for l in $libs libxenstore.so.4 libxentoolcore.so.1; do
+    f=$l; [ -e "$f" ] || f=$C/rootfs/lib/x86_64-linux-gnu/$(basename "$l"); cp -L "$f" $G/lib/x86_64-linux-gnu/
+  done
+  cp -L /lib64/ld-linux-x86-64.so.2 $G/lib64/
+  install -m 755 "$LAB/domu/init" $G/init
+  install -m 755 "$LAB/domu/hooks.sh" $G/bin/lab-hooks
+  (cd "$G" && find . | cpio -o -H newc --quiet | gzip -1) > "$C/guest-base.cpio.gz"
+  rm -rf "$G"
+  done_stage guest "$K_GUEST"
+fi
+
+# ---------------------------------------------------------------- the project (every run; cheap)
+log "compiling the project (tsc -> lab/cache/dist)"
+rm -rf "$C/dist"
+(cd "$ROOT" && npx tsc -p tsconfig.json --outDir "$C/dist" --sourceMap false) > "$C/tsc.log" 2>&1 \
+  || log "tsc reported errors (emitted anyway; see lab/cache/tsc.log)"
+[ -f "$C/dist/dom0/cli.js" ] || die "tsc emitted nothing; see $C/tsc.log"
+
+# Agent layer: appended to the guest base as a second cpio archive (the kernel unpacks both).
+A=$C/agent-root; rm -rf "$A"; mkdir -p "$A/opt/xmem/node_modules"
+cp -a "$C/dist/src" "$A/opt/xmem/src"
+[ -d "$C/dist/domU-agent" ] && cp -a "$C/dist/domU-agent" "$A/opt/xmem/domU-agent"
+# the agent's entry point, once it exists (guest /init starts it when this file is present)
+for e in domU-agent/src/cli.js domU-agent/src/main.js domU-agent/src/index.js; do
+  [ -f "$A/opt/xmem/$e" ] && { echo "node /opt/xmem/$e ${AGENT_ARGS:-}" > "$A/opt/xmem/agent-entry"; break; }
+done
+# the runtime packages the agent imports, and theirs (read from package-lock's tree)
+(cd "$ROOT" && node "$LAB/agent-deps.mjs" "$A/opt/xmem") > /dev/null
+(cd "$A" && find . | cpio -o -H newc --quiet | gzip -1) > "$C/agent.cpio.gz"
+cat "$C/guest-base.cpio.gz" "$C/agent.cpio.gz" > "$C/guest.img"
+rm -rf "$A"
+log "images ready: $(du -h "$C/dom0.cpio.zst" "$C/guest.img" | awk '{printf "%s %s  ", $2, $1}')"

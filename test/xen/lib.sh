@@ -1,0 +1,102 @@
+# Helpers for the scenarios that run inside the lab's dom0 (sourced by main.sh; bash).
+# Every assertion reads what Xen reports (xl list, xenstore), never xmem's own state.
+# Output lines the host runner parses: PASS:/FAIL:/INFO:/BENCH: <scenario>: <text>.
+
+HOST=/mnt/host                      # the repository, read-only over 9p
+CACHE=$HOST/lab/cache
+OUT=/mnt/out                        # lab/out on the host, writable over 9p (may be absent)
+XMEM="node $CACHE/dist/dom0/cli.js"
+SCEN=${SCEN:-lab}
+NFAIL=0
+
+pass() { echo "PASS: $SCEN: $*"; }
+fail() { echo "FAIL: $SCEN: $*"; NFAIL=$((NFAIL + 1)); }
+info() { echo "INFO: $SCEN: $*"; }
+bench() { echo "BENCH: $*"; }
+now_ms() { date +%s%3N; }
+
+# xl list facts. mem NAME → MiB (empty if no such domain); state NAME → r/b/p/c/d flags
+mem() { xl list "$1" 2>/dev/null | awk 'NR==2{print $3}'; }
+state() { xl list "$1" 2>/dev/null | awk 'NR==2{print $5}'; }
+domid() { xl domid "$1" 2>/dev/null; }
+dp() { echo "/local/domain/$(domid "$1")"; }
+xsr() { xenstore-read "$@" 2>/dev/null; }
+target_mib() { local t; t=$(xsr "$(dp "$1")/memory/target") && echo $((t / 1024)); }
+
+# wait_until TIMEOUT_S CMD...: polls CMD (every 0.2 s) until it succeeds; WAITED_MS = time taken
+wait_until() {
+  local limit=$(( $1 * 1000 )) t0; shift; t0=$(now_ms)
+  while :; do
+    if "$@"; then WAITED_MS=$(( $(now_ms) - t0 )); return 0; fi
+    WAITED_MS=$(( $(now_ms) - t0 )); [ "$WAITED_MS" -ge "$limit" ] && return 1
+    sleep 0.2
+  done
+}
+near() { [ -n "$1" ] && [ $(( $1 > $2 ? $1 - $2 : $2 - $1 )) -le "${3:-4}" ]; }  # near A B [TOL]
+mem_near() { near "$(mem "$1")" "$2" "${3:-4}"; }
+mem_above() { local m; m=$(mem "$1"); [ -n "$m" ] && [ "$m" -gt "$2" ]; }
+mem_below() { local m; m=$(mem "$1"); [ -n "$m" ] && [ "$m" -lt "$2" ]; }
+
+# guest_create NAME MEM_MIB MAXMEM_MIB [noagent]: boots a lab guest, waits for its hooks
+guest_create() {
+  local name=$1 cfg=/tmp/$1.cfg id t0
+  cat > "$cfg" <<EOF
+name = "$name"
+type = "pv"
+kernel = "/opt/lab/vmlinuz"
+ramdisk = "$CACHE/guest.img"
+extra = "console=hvc0 quiet"
+memory = $2
+maxmem = $3
+vcpus = 1
+on_crash = "preserve"
+EOF
+  t0=$(now_ms)
+  xl create -p "$cfg" > "/tmp/$name.create" 2>&1 || { fail "xl create $name: $(tail -3 "/tmp/$name.create")"; return 1; }
+  id=$(domid "$name")
+  [ "${4:-}" = noagent ] && xenstore-write "/local/domain/$id/data/lab-noagent" 1
+  xl unpause "$name"
+  if wait_until 180 xsr "/local/domain/$id/data/labr/ready" >/dev/null; then
+    info "guest $name (domid $id, ${2} MiB, maxmem ${3} MiB) up in $(( $(now_ms) - t0 )) ms"
+  else
+    fail "guest $name: hooks never came up"; guest_console "$name"; return 1
+  fi
+}
+guest_console() { tail -n "${2:-30}" "/var/log/xen/console/guest-$1.log" 2>/dev/null | sed "s/^/    [$1] /"; }
+guest_destroy() { xl destroy "$1" >/dev/null 2>&1; }
+
+# guest_run NAME CMD: runs a shell command inside the guest (via its hooks); prints
+# "<exit code> <output>"; returns 1 if the guest did not answer within 60 s
+guest_run() {
+  local d; d=$(dp "$1")
+  xenstore-rm "$d/data/labr/run" 2>/dev/null
+  xenstore-write "$d/data/lab/run" "$2"
+  wait_until 60 xsr "$d/data/labr/run" >/dev/null || return 1
+  xsr "$d/data/labr/run"
+}
+# guest_hog NAME MIB: asks the guest to pin MIB of tmpfs (0 frees it)
+guest_hog() { local d; d=$(dp "$1"); xenstore-rm "$d/data/labr/grow_ms" 2>/dev/null; xenstore-rm "$d/data/labr/hog" 2>/dev/null; xenstore-write "$d/data/lab/hog" "$2"; }
+hog_done() { xsr "$(dp "$1")/data/labr/hog" | grep -q '^done'; }
+
+# the xmem service: manager_start [CONFIG_JSON] runs `xmem run` in the background
+manager_start() {
+  local cfg=${1:-}; [ -n "$cfg" ] || cfg='{}'
+  printf '%s\n' "$cfg" > /tmp/xmem.json
+  MGR_LOG=$OUT/xmem-$SCEN.log; touch "$MGR_LOG" 2>/dev/null || MGR_LOG=/tmp/xmem-$SCEN.log
+  $XMEM run --config /tmp/xmem.json >> "$MGR_LOG" 2>&1 &
+  MGR_PID=$!
+  info "xmem run started (pid $MGR_PID, log ${MGR_LOG#/mnt/})"
+}
+manager_stop() {
+  [ -n "${MGR_PID:-}" ] || return 0
+  kill -TERM "$MGR_PID" 2>/dev/null
+  wait_until 20 eval '! kill -0 $MGR_PID 2>/dev/null' || kill -KILL "$MGR_PID" 2>/dev/null
+  wait "$MGR_PID" 2>/dev/null; MGR_RC=$?; MGR_PID=
+}
+manager_tail() { tail -n "${1:-20}" "$MGR_LOG" 2>/dev/null | cut -c1-400 | sed 's/^/    [xmem] /'; }
+
+# lab_pair [noagent]: the two guests most scenarios share (created once, reused after)
+lab_pair() {
+  local g
+  for g in g1 g2; do [ -n "$(domid $g)" ] || guest_create $g 384 1024 "${1:-}" || return 1; done
+}

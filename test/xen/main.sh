@@ -1,0 +1,19 @@
+#!/bin/bash
+# Runs inside the lab's dom0 (started by lab/dom0/init): main.sh SCENARIO... runs each
+# test/xen/<scenario>.sh in order, in its own subshell with a time limit. Guests are shared
+# between scenarios (lab_pair boots them once). Prints PASS:/FAIL:/INFO:/BENCH: lines.
+set -u
+HERE=$(dirname "$0")
+. "$HERE/lib.sh"
+echo "LAB: xen $(xl info | awk '/^xen_version/{print $3}'), $(xl info | awk '/^total_memory/{print $3}') MiB, dom0 $(mem Domain-0) MiB"
+for s in "$@"; do
+  if [ ! -f "$HERE/$s.sh" ]; then echo "FAIL: $s: no such scenario (test/xen/$s.sh)"; continue; fi
+  echo "LAB: scenario $s start at $(cut -d' ' -f1 /proc/uptime)s"
+  t0=$(now_ms)
+  SCEN=$s timeout -k 10 "${SCENARIO_TIMEOUT:-420}" bash -c ". '$HERE/lib.sh'; . '$HERE/$s.sh'" 2>&1
+  rc=$?
+  [ "$rc" = 124 ] || [ "$rc" = 137 ] && echo "FAIL: $s: timed out"
+  echo "LAB: scenario $s end rc=$rc after $(( $(now_ms) - t0 )) ms"
+  pkill -f 'cli.js run' 2>/dev/null   # no manager outlives its scenario
+done
+xl list | sed 's/^/LAB: /'
