@@ -8,15 +8,14 @@ import { z } from 'zod';
  *
  * All memory values are KiB. PSI averages are percent (0..100), totals microseconds.
  */
-export const REPORT_KEY = 'data/xmem';
-/** Qubes' meminfo-writer key: "used" KiB as plain digits. */
-export const QUBES_MEMINFO_KEY = 'memory/meminfo';
-/** XenServer / XCP-ng guest agents. */
-export const XAPI_MEMINFO_FREE_KEY = 'data/meminfo_free';
-export const XAPI_MEMINFO_TOTAL_KEY = 'data/meminfo_total';
+import { REPORT_MAX_BYTES } from './report-wire.js';
 
-/** Hard bound on a report's size; xenstore's own per-value quota for guests is 2048 bytes. */
-export const REPORT_MAX_BYTES = 1024;
+// Keys, bounds, encoding and the Qubes number live in the zod-free report-wire.ts (the guest
+// agent bundles it without zod); re-exported so dom0 code has one import.
+export {
+  REPORT_KEY, QUBES_MEMINFO_KEY, XAPI_MEMINFO_FREE_KEY, XAPI_MEMINFO_TOTAL_KEY, REPORT_MAX_BYTES,
+  encodeGuestReport, qubesUsedKib,
+} from './report-wire.js';
 
 const kib = z.number().int().min(0).max(2 ** 42); // ≤ 4 PiB
 const pct = z.number().min(0).max(100);
@@ -79,16 +78,6 @@ export function parseGuestReport(untrusted: string): ParseResult<GuestReport> {
     return { ok: false, error: `report invalid at ${i?.path.join('.') || '(root)'}: ${i?.message ?? 'unknown'}` };
   }
   return { ok: true, value: r.data };
-}
-
-export function encodeGuestReport(r: GuestReport): string {
-  return JSON.stringify(r);
-}
-
-/** Qubes' used-memory number, as meminfo-writer computes it (KiB). */
-export function qubesUsedKib(r: Pick<GuestReport, 'total' | 'free' | 'buf' | 'cache' | 'swtot' | 'swfree' | 'bcur'>): number {
-  const total = r.bcur && r.bcur > 0 ? r.bcur : r.total;
-  return Math.max(0, total - r.free - r.buf - r.cache + r.swtot - r.swfree);
 }
 
 /** Parses Qubes' `memory/meminfo` (digits only, KiB), as qmemman's sanitizer does. */
