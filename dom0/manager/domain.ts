@@ -9,6 +9,10 @@ export interface DomainRecord {
   domid: number;
   name: string;
   targetKib: number | null;
+  /** The target in force was written by this process (only then is progress tracked). */
+  ownTarget: boolean;
+  /** Re-read memory/target at the next pass (the sweep: an admin may have set it by hand). */
+  refreshTarget: boolean;
   staticMaxKib: number | null;
   raw: RawGuestKeys;
   /** Guest keys changed since they were last read (watch fired, sweep, new domain). */
@@ -60,6 +64,8 @@ export async function setupDomain(
     domid,
     name: name !== null && name.length > 0 && name.length <= 128 ? name : fallbackName,
     targetKib: kibOrNull(target),
+    ownTarget: false,
+    refreshTarget: false,
     staticMaxKib: kibOrNull(hotplugMax) ?? original,
     raw: NO_KEYS,
     dirty: true,
@@ -93,6 +99,11 @@ export async function grantQubesKeys(xs: XenstoreClient, domid: number): Promise
     await xs.mkdir(path);
     await xs.setPerms(path, [{ domid: 0, access: 'n' }, { domid, access: 'b' }]);
   }
+}
+
+/** Reads memory/target as found (null when absent or not digits). */
+export async function readTarget(xs: XenstoreClient, domid: number): Promise<number | null> {
+  return kibOrNull(await xs.tryRead(keys(domid).target));
 }
 
 /** Reads the guest-written keys (values are bounded by xenstored's 2048-byte guest quota). */
