@@ -1,0 +1,153 @@
+import type { HostSnapshot, Reservation, VmDecision, VmSnapshot } from '../../src/policy/types.js';
+
+/**
+ * The admission planner (pure): can `neededKib` more be handed to a VM about to start?
+ *
+ * Memory that can be handed out right now is Xen free memory minus the reserve Xen keeps and
+ * minus live reservations not yet taken by their VM. Beyond that only the surplus above each
+ * VM's floor can be reclaimed (qmemman's balloon(): never below prefmem). When even that is not
+ * enough the request is refused at once with everything a user needs to act: what is missing,
+ * what each VM could give, and the fewest VMs whose shutdown would make the start fit.
+ */
+
+export interface AdmissionInput {
+  snapshot: HostSnapshot;
+  /** The policy's last decisions (floors); a VM without one is never squeezed. */
+  decisions: readonly VmDecision[];
+  /** Xen free memory now (KiB); defaults to the snapshot's. */
+  freeKib?: number;
+  /** Live reservations other than this request (KiB still owed to each). */
+  reservations: readonly Reservation[];
+  /** Xen memory never handed out. */
+  reserveKib: number;
+  neededKib: number;
+  /** The VM the memory is for: never proposed for shutdown. */
+  forName?: string;
+}
+
+export interface Donor {
+  domid: number;
+  name: string;
+  actualKib: number;
+  floorKib: number;
+  /** actual − floor: the most this VM can give without going below its floor. */
+  surplusKib: number;
+  /** What it is asked to give for this request (0 when it fits now or is refused). */
+  giveKib: number;
+}
+
+export interface ShutdownCandidate {
+  domid: number;
+  name: string;
+  /** Its whole allocation. */
+  actualKib: number;
+}
+
+export interface Refusal {
+  neededKib: number;
+  /** Free memory that could be handed out now (after the reserve and other reservations). */
+  availableKib: number;
+  /** Σ surplus above floors of the VMs that can be squeezed. */
+  reclaimableKib: number;
+  /** neededKib − (available + reclaimable): what is missing even at every floor. */
+  missingKib: number;
+  donors: Donor[];
+  /** Fewest VMs whose shutdown makes it fit (in the order to suggest); null: nothing would. */
+  shutdown: ShutdownCandidate[] | null;
+  /** Every single VM whose shutdown alone would make it fit (when `shutdown` has one VM). */
+  shutdownAlternatives: ShutdownCandidate[];
+}
+
+export type AdmissionPlan =
+  | { kind: 'fits-now'; neededKib: number; availableKib: number }
+  | { kind: 'squeeze'; neededKib: number; availableKib: number; shortfallKib: number; reclaimableKib: number; donors: Donor[] }
+  | { kind: 'refused'; refusal: Refusal };
+
+/** A VM whose balloon can be asked to move now: running, managed by the policy, not stuck. */
+function squeezable(vm: VmSnapshot, d: VmDecision | undefined): d is VmDecision {
+  return d !== undefined && d.managed && !vm.paused && !vm.dying && !vm.stuck;
+}
+
+export function planAdmission(input: AdmissionInput): AdmissionPlan {
+  const neededKib = Math.max(0, Math.ceil(input.neededKib));
+  const freeKib = input.freeKib ?? input.snapshot.freeKib;
+  const reservedKib = input.reservations.reduce((s, r) => s + Math.max(0, r.kib), 0);
+  const availableKib = Math.max(0, freeKib - input.reserveKib - reservedKib);
+  if (availableKib >= neededKib) return { kind: 'fits-now', neededKib, availableKib };
+
+  const byDomid = new Map(input.decisions.map((d) => [d.domid, d]));
+  const donors: Donor[] = [];
+  for (const vm of input.snapshot.vms) {
+    const d = byDomid.get(vm.domid);
+    if (!squeezable(vm, d)) continue;
+    const surplusKib = Math.max(0, vm.actualKib - d.floorKib);
+    if (surplusKib > 0) {
+      donors.push({ domid: vm.domid, name: vm.name, actualKib: vm.actualKib, floorKib: d.floorKib, surplusKib, giveKib: 0 });
+    }
+  }
+  donors.sort((a, b) => b.surplusKib - a.surplusKib || a.domid - b.domid);
+  const reclaimableKib = donors.reduce((s, d) => s + d.surplusKib, 0);
+  const shortfallKib = neededKib - availableKib;
+
+  if (reclaimableKib >= shortfallKib) {
+    return { kind: 'squeeze', neededKib, availableKib, shortfallKib, reclaimableKib, donors: share(donors, shortfallKib, reclaimableKib) };
+  }
+
+  const missingKib = shortfallKib - reclaimableKib;
+  const { shutdown, alternatives } = fewestShutdowns(input, donors, missingKib);
+  return {
+    kind: 'refused',
+    refusal: { neededKib, availableKib, reclaimableKib, missingKib, donors, shutdown, shutdownAlternatives: alternatives },
+  };
+}
+
+/**
+ * Splits `shortfall` over donors in proportion to their surplus (qmemman's balloon()), in whole
+ * KiB that add up exactly, nobody giving more than its surplus (largest remainders get the rest).
+ */
+function share(donors: Donor[], shortfall: number, total: number): Donor[] {
+  const exact = donors.map((d) => (shortfall * d.surplusKib) / total);
+  const out = donors.map((d, i) => ({ ...d, giveKib: Math.min(d.surplusKib, Math.floor(exact[i]!)) }));
+  let left = shortfall - out.reduce((s, d) => s + d.giveKib, 0);
+  const order = out.map((_, i) => i).sort((a, b) => (exact[b]! % 1) - (exact[a]! % 1) || a - b);
+  for (const i of order) {
+    if (left <= 0) break;
+    const room = out[i]!.surplusKib - out[i]!.giveKib;
+    const add = Math.min(room, left);
+    out[i]!.giveKib += add;
+    left -= add;
+  }
+  return out;
+}
+
+/**
+ * Shutting a VM down frees its whole allocation; its surplus was already counted as reclaimable,
+ * so the gain over squeezing is the rest (min(actual, floor), or all of it for a VM that cannot
+ * be squeezed). Taking the largest gains first gives the fewest VMs; the last one is then swapped
+ * for the smallest VM that still completes the fit, so the suggestion stops no more than needed.
+ */
+function fewestShutdowns(input: AdmissionInput, donors: Donor[], missingKib: number) {
+  const surplus = new Map(donors.map((d) => [d.domid, d.surplusKib]));
+  const candidates = input.snapshot.vms
+    .filter((vm) => vm.domid !== 0 && !vm.dying && vm.name !== input.forName)
+    .map((vm) => ({ domid: vm.domid, name: vm.name, actualKib: vm.actualKib, gain: vm.actualKib - (surplus.get(vm.domid) ?? 0) }))
+    .filter((c) => c.gain > 0)
+    .sort((a, b) => b.gain - a.gain || a.actualKib - b.actualKib || a.domid - b.domid);
+
+  const strip = ({ domid, name, actualKib }: ShutdownCandidate) => ({ domid, name, actualKib });
+  const alternatives = candidates.filter((c) => c.gain >= missingKib).reverse().map(strip);
+
+  let got = 0;
+  let k = 0;
+  while (k < candidates.length && got < missingKib) got += candidates[k++]!.gain;
+  if (got < missingKib) return { shutdown: null, alternatives };
+
+  const head = candidates.slice(0, k - 1);
+  const still = missingKib - head.reduce((s, c) => s + c.gain, 0);
+  const rest = candidates.slice(k - 1);
+  let last = rest[0]!;
+  for (const c of rest) {
+    if (c.gain >= still && (c.gain < last.gain || (c.gain === last.gain && c.actualKib < last.actualKib))) last = c;
+  }
+  return { shutdown: [...head, last].map(strip), alternatives: k === 1 ? alternatives : [] };
+}
