@@ -110,12 +110,13 @@ function share(donors: Donor[], shortfall: number, total: number): Donor[] {
   const out = donors.map((d, i) => ({ ...d, giveKib: Math.min(d.surplusKib, Math.floor(exact[i]!)) }));
   let left = shortfall - out.reduce((s, d) => s + d.giveKib, 0);
   const order = out.map((_, i) => i).sort((a, b) => (exact[b]! % 1) - (exact[a]! % 1) || a - b);
+  // One more KiB each, largest remainder first: exact ≤ surplus (an integer), so ceil(exact) fits.
   for (const i of order) {
     if (left <= 0) break;
-    const room = out[i]!.surplusKib - out[i]!.giveKib;
-    const add = Math.min(room, left);
-    out[i]!.giveKib += add;
-    left -= add;
+    if (out[i]!.giveKib < out[i]!.surplusKib) {
+      out[i]!.giveKib += 1;
+      left -= 1;
+    }
   }
   return out;
 }
