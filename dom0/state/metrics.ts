@@ -2,7 +2,7 @@ import { Counter, Gauge, Registry } from 'prom-client';
 import type { DecisionLog, HostState, Refusal } from '../../src/schemas/state.js';
 
 /**
- * Prometheus view of the state stream. Gauges are rebuilt from each snapshot (so a VM that is
+ * Prometheus view of the state stream. Gauges are rebuilt from the latest snapshot at each scrape (so a VM that is
  * gone disappears instead of freezing at its last value); counters count decisions and refusals
  * that are new since the previous snapshot, because the snapshot only carries a recent window.
  * Units follow Prometheus conventions: bytes, seconds, ratios (PSI percent / 100).

@@ -27,7 +27,7 @@ export class Tmux {
 
   constructor(tmpDir: string) {
     this.conf = path.join(tmpDir, 'tmux.conf');
-    writeFileSync(this.conf, 'set -g status off\nset -g remain-on-exit on\nset -g default-terminal "tmux-256color"\n');
+    writeFileSync(this.conf, 'set -g status off\nset -g default-terminal "tmux-256color"\n');
   }
 
   async tmux(...args: string[]): Promise<string> {
