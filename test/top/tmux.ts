@@ -18,20 +18,21 @@ export function tmuxSkipReason(): string | null {
 }
 
 /**
- * A private tmux server (its own -L socket and an empty config), so tests never touch a user's
+ * A private tmux server (its own socket in the test's temp dir, and its own config), so tests never touch a user's
  * tmux and the pane is exactly the size asked for (no status line).
  */
 export class Tmux {
-  private readonly name = `xmem-top-test-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  private readonly socket: string;
   private readonly conf: string;
 
   constructor(tmpDir: string) {
+    this.socket = path.join(tmpDir, 'tmux.sock');
     this.conf = path.join(tmpDir, 'tmux.conf');
     writeFileSync(this.conf, 'set -g status off\nset -g default-terminal "tmux-256color"\n');
   }
 
   async tmux(...args: string[]): Promise<string> {
-    const { stdout } = await run('tmux', ['-L', this.name, '-f', this.conf, ...args]);
+    const { stdout } = await run('tmux', ['-S', this.socket, '-f', this.conf, ...args]);
     return stdout;
   }
 
