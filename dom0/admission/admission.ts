@@ -1,0 +1,204 @@
+import type { Clock } from '../../src/clock.js';
+import type { HostSnapshot, VmDecision } from '../../src/policy/types.js';
+import type { ReservationBook, LiveReservation } from './book.js';
+import { Mutex } from './mutex.js';
+import { planAdmission, type AdmissionPlan, type Refusal } from './plan.js';
+import { QMEMMAN_RATE, type RateRule } from './rate.js';
+import { waitForFree } from './squeeze.js';
+import { fmtSize, planSentence, refusalSentence } from './words.js';
+
+/**
+ * VM-start admission: plan, reserve, squeeze, answer. One request at a time (FIFO), so two
+ * starts never count the same free memory. Refusals below the floors are immediate; a squeeze
+ * that stalls fails within qmemman's 3 s rate window and names the VMs that did not move.
+ */
+
+/** What admission needs from the Manager (dom0/manager/manager.ts satisfies it as is). */
+export interface ManagerPort {
+  lastSnapshot(): HostSnapshot | null;
+  lastDecisions(): VmDecision[];
+  requestPass(): void;
+}
+
+export interface AdmissionLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+}
+
+export interface AdmissionOptions {
+  clock: Clock;
+  logger?: AdmissionLogger;
+  /** Xen memory never handed out, as the policy keeps it (service.xenFreeReserveKib). */
+  reserveKib: number;
+  /** The squeeze succeeds once free ≥ request + this (qmemman: XEN_FREE_MEM_MIN = 25 MiB). */
+  marginKib?: number;
+  rule?: RateRule;
+  pollMs?: number;
+  /** A donor that freed less than this over the rate window "did not move". */
+  movedKib?: number;
+  /** Upper bound on one squeeze, whatever the rate. */
+  squeezeMaxMs?: number;
+  /** Wait this long for the manager's first snapshot before refusing as "not ready". */
+  readyWaitMs?: number;
+  /** Wall-clock ms for refusal records (tests pin it). */
+  wallNow?: () => number;
+}
+
+export type RefusalKind = 'below-floors' | 'stalled' | 'not-ready' | 'cancelled' | 'invalid';
+
+export type Decision =
+  | {
+      ok: true;
+      id: string;
+      forName: string;
+      kib: number;
+      how: 'fits-now' | 'squeezed';
+      waitedMs: number;
+      freeKib: number;
+      /** Expected contributions (the policy does the actual squeezing). */
+      donors: { name: string; giveKib: number }[];
+      expiresAtMs: number;
+      message: string;
+    }
+  | {
+      ok: false;
+      forName: string;
+      kib: number;
+      kind: RefusalKind;
+      message: string;
+      refusal?: Refusal;
+      stuck?: string[];
+    };
+
+export interface ReserveRequest {
+  forName: string;
+  kib: number;
+  /** Override of the book's hold timeout for this reservation. */
+  timeoutMs?: number;
+  /** True once the client is gone: a queued or squeezing request is dropped. */
+  cancelled?: () => boolean;
+}
+
+export class Admission {
+  readonly mutex = new Mutex();
+  private readonly o: Required<Omit<AdmissionOptions, 'logger'>> & { logger: AdmissionLogger | undefined };
+
+  constructor(private readonly manager: ManagerPort, readonly book: ReservationBook, opts: AdmissionOptions) {
+    this.o = {
+      marginKib: 25 * 1024,
+      rule: QMEMMAN_RATE,
+      pollMs: 100,
+      movedKib: 1024,
+      squeezeMaxMs: 60_000,
+      readyWaitMs: 5000,
+      wallNow: Date.now,
+      ...opts,
+      logger: opts.logger,
+    };
+  }
+
+  /** Serialized reserve: waits its turn, then plans, reserves and squeezes. */
+  async reserve(req: ReserveRequest): Promise<Decision> {
+    const unlock = await this.mutex.acquire();
+    try {
+      return await this.reserveLocked(req);
+    } finally {
+      unlock();
+    }
+  }
+
+  /** The body of `reserve` for a caller that already holds `mutex` (qmemman.sock keeps it). */
+  async reserveLocked(req: ReserveRequest): Promise<Decision> {
+    const { clock } = this.o;
+    const kib = Math.ceil(req.kib);
+    if (req.cancelled?.()) return this.refuse(req, 'cancelled', 'cancelled: the client went away before its turn');
+    const snap = await this.ready();
+    if (!snap) return this.refuse(req, 'not-ready', 'xmem has not read the host yet; try again in a few seconds');
+
+    const others = this.book.list();
+    const plan = this.plan(snap, kib, req.forName, others);
+    if (plan.kind === 'refused') {
+      return this.refuse(req, 'below-floors', refusalSentence(plan.refusal, req.forName), { refusal: plan.refusal });
+    }
+
+    const r = this.book.add(req.forName, kib, 'squeezing', req.timeoutMs);
+    this.manager.requestPass();
+    const t0 = clock.now();
+    const result = await waitForFree(
+      { clock, snapshot: () => this.manager.lastSnapshot(), requestPass: () => this.manager.requestPass() },
+      {
+        freeKib: () => kib + this.o.marginKib + this.owedByOthers(r.id),
+        donors: plan.kind === 'squeeze' ? plan.donors.filter((d) => d.giveKib > 0) : [],
+        rule: this.o.rule,
+        pollMs: this.o.pollMs,
+        movedKib: this.o.movedKib,
+        maxMs: Math.min(this.o.squeezeMaxMs, r.expiresAtMs - t0),
+        cancelled: () => req.cancelled?.() === true || this.book.get(r.id) === undefined,
+      },
+    );
+    if (!result.ok) {
+      this.book.release(r.id);
+      const kind: RefusalKind = result.why.startsWith('cancelled') ? 'cancelled' : 'stalled';
+      return this.refuse(req, kind, `cannot reserve ${fmtSize(kib)} for ${req.forName}: ${result.why}`, { stuck: result.stuck });
+    }
+    this.book.markHeld(r.id);
+    const decision: Decision = {
+      ok: true,
+      id: r.id,
+      forName: req.forName,
+      kib,
+      how: plan.kind === 'fits-now' ? 'fits-now' : 'squeezed',
+      waitedMs: Math.round(result.waitedMs),
+      freeKib: result.freeKib,
+      donors: plan.kind === 'squeeze' ? plan.donors.filter((d) => d.giveKib > 0).map((d) => ({ name: d.name, giveKib: d.giveKib })) : [],
+      expiresAtMs: r.expiresAtMs,
+      message: `reserved ${fmtSize(kib)} for ${req.forName}` + (plan.kind === 'squeeze' ? ` (${planSentence(plan, req.forName).replace(/^.* fits after /, 'after ')})` : ''),
+    };
+    this.o.logger?.info({ id: r.id, vm: req.forName, kib, how: decision.how, waitedMs: decision.waitedMs, freeKib: result.freeKib }, 'reservation held');
+    return decision;
+  }
+
+  release(id: string, why = 'released by its client'): boolean {
+    const r = this.book.get(id);
+    const ok = this.book.release(id);
+    if (ok && r) this.o.logger?.info({ id, vm: r.forName, kib: r.kib, why }, 'reservation released');
+    if (ok) this.manager.requestPass();
+    return ok;
+  }
+
+  /** The planner on the latest snapshot, with live reservations (what they still owe) counted. */
+  plan(snap: HostSnapshot, kib: number, forName: string, others: LiveReservation[] = this.book.list()): AdmissionPlan {
+    return planAdmission({
+      snapshot: snap,
+      decisions: this.manager.lastDecisions(),
+      reservations: others.map((o) => ({ id: o.id, forName: o.forName, kib: this.book.owedKib(o, snap) })),
+      reserveKib: this.o.reserveKib,
+      neededKib: kib,
+      forName,
+    });
+  }
+
+  private owedByOthers(id: string): number {
+    return this.book.list().filter((o) => o.id !== id).reduce((s, o) => s + this.book.owedKib(o), 0);
+  }
+
+  private async ready(): Promise<HostSnapshot | null> {
+    const deadline = this.o.clock.now() + this.o.readyWaitMs;
+    let snap = this.manager.lastSnapshot();
+    while (!snap && this.o.clock.now() < deadline) {
+      this.manager.requestPass();
+      await this.o.clock.sleep(this.o.pollMs);
+      snap = this.manager.lastSnapshot();
+    }
+    return snap;
+  }
+
+  private refuse(req: ReserveRequest, kind: RefusalKind, message: string, extra: { refusal?: Refusal; stuck?: string[] } = {}): Decision {
+    const kib = Math.ceil(req.kib);
+    if (kind !== 'cancelled') {
+      this.book.refuse({ atMs: this.o.wallNow(), forName: req.forName, neededKib: kib, reason: message });
+    }
+    this.o.logger?.warn({ vm: req.forName, kib, kind, ...(extra.stuck?.length ? { stuck: extra.stuck } : {}) }, message);
+    return { ok: false, forName: req.forName, kib, kind, message, ...extra };
+  }
+}

@@ -1,0 +1,133 @@
+import { EventEmitter } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import type { Clock } from '../../src/clock.js';
+import type { HostSnapshot, Reservation } from '../../src/policy/types.js';
+import type { Refusal as RefusalState } from '../../src/schemas/state.js';
+
+/**
+ * The reservation book: memory promised to VMs about to start. The manager's policy reads it
+ * (`reservations`) and treats it as used, so balancing never hands it out. A reservation lives
+ * until its client releases it, disconnects, or its timeout passes (so a client that hangs
+ * cannot pin memory forever). Emits 'change' whenever the set changes (the owner asks for a pass).
+ */
+
+export interface LiveReservation {
+  id: string;
+  forName: string;
+  kib: number;
+  /** Clock ms (monotonic) when it was made. */
+  sinceMs: number;
+  expiresAtMs: number;
+  state: 'squeezing' | 'held';
+  /** Domains that already existed with this name: only a new one takes the reservation over. */
+  preexisting: number[];
+}
+
+export interface BookOptions {
+  clock: Clock;
+  /** Held reservations expire after this (qubesd keeps qmemman's socket open ~seconds). */
+  timeoutMs: number;
+  /** The manager's latest snapshot: a started VM's allocation counts against its reservation. */
+  snapshot?: () => HostSnapshot | null;
+  /** How many recent refusals to keep for `xmem top`. */
+  refusalsKept?: number;
+  onExpire?: (r: LiveReservation) => void;
+}
+
+export class ReservationBook extends EventEmitter {
+  private readonly live = new Map<string, { r: LiveReservation; cancel: () => void }>();
+  private readonly refusalLog: RefusalState[] = [];
+
+  private snapshotOf: () => HostSnapshot | null;
+
+  constructor(private readonly opts: BookOptions) {
+    super();
+    this.snapshotOf = opts.snapshot ?? (() => null);
+  }
+
+  /** The manager is built with this book's `reservations`, so its snapshots arrive afterwards. */
+  attach(snapshot: () => HostSnapshot | null): void {
+    this.snapshotOf = snapshot;
+  }
+
+  add(forName: string, kib: number, state: LiveReservation['state'], timeoutMs = this.opts.timeoutMs): LiveReservation {
+    const now = this.opts.clock.now();
+    const snap = this.snapshotOf();
+    const r: LiveReservation = {
+      id: `r-${randomBytes(6).toString('hex')}`,
+      forName,
+      kib,
+      sinceMs: now,
+      expiresAtMs: now + timeoutMs,
+      state,
+      preexisting: (snap?.vms ?? []).filter((vm) => vm.name === forName).map((vm) => vm.domid),
+    };
+    const cancel = this.opts.clock.setTimer(timeoutMs, () => {
+      if (!this.live.has(r.id)) return;
+      this.release(r.id);
+      this.opts.onExpire?.(r);
+    });
+    this.live.set(r.id, { r, cancel });
+    this.emit('change');
+    return r;
+  }
+
+  markHeld(id: string): void {
+    const e = this.live.get(id);
+    if (e && e.r.state !== 'held') {
+      e.r.state = 'held';
+      this.emit('change');
+    }
+  }
+
+  release(id: string): boolean {
+    const e = this.live.get(id);
+    if (!e) return false;
+    e.cancel();
+    this.live.delete(id);
+    this.emit('change');
+    return true;
+  }
+
+  get(id: string): LiveReservation | undefined {
+    return this.live.get(id)?.r;
+  }
+
+  list(): LiveReservation[] {
+    return [...this.live.values()].map((e) => e.r);
+  }
+
+  /**
+   * What each reservation still holds back: once its VM exists (a domain with its name that was
+   * not there when it was made), the VM's own allocation counts against it, so the memory is
+   * not counted twice between domain creation and the client's release (squeezed's in-transfer).
+   */
+  owedKib(r: LiveReservation, snap: HostSnapshot | null = this.snapshotOf()): number {
+    const started = snap?.vms.find((vm) => vm.name === r.forName && !r.preexisting.includes(vm.domid));
+    return Math.max(0, r.kib - (started?.actualKib ?? 0));
+  }
+
+  /** The Manager's `reservations` dependency: bind-free, so it can be passed as is. */
+  readonly reservations = (): Reservation[] => {
+    const snap = this.snapshotOf();
+    return this.list().map((r) => ({ id: r.id, forName: r.forName, kib: this.owedKib(r, snap) }));
+  };
+
+  refuse(entry: RefusalState): void {
+    this.refusalLog.push(entry);
+    const keep = this.opts.refusalsKept ?? 20;
+    while (this.refusalLog.length > keep) this.refusalLog.shift();
+    this.emit('change');
+  }
+
+  refusals(): RefusalState[] {
+    return [...this.refusalLog];
+  }
+
+  /** Drops everything (service stop). */
+  clear(): void {
+    for (const e of this.live.values()) e.cancel();
+    this.live.clear();
+    this.emit('change');
+  }
+}

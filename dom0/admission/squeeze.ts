@@ -1,0 +1,74 @@
+import type { Clock } from '../../src/clock.js';
+import type { HostSnapshot } from '../../src/policy/types.js';
+import type { Donor } from './plan.js';
+import { RateWindow, type RateRule } from './rate.js';
+import { fmtSize } from './words.js';
+
+/**
+ * Waits for a squeeze: the reservation is already in the book (the policy counts it as used
+ * and lowers other VMs toward their floors), so this only asks for passes and watches Xen free
+ * memory grow until it covers the request. It gives up early under qmemman's rate rule and
+ * names the donors that did not move, so a dead balloon driver costs 3 s, not a hung start.
+ */
+
+export interface SqueezeDeps {
+  clock: Clock;
+  /** The latest facts the manager saw (refreshed by the passes we request). */
+  snapshot: () => HostSnapshot | null;
+  requestPass: () => void;
+}
+
+export interface SqueezeGoal {
+  /** Success once Xen free memory ≥ this (request + margin + what other reservations still hold). */
+  freeKib: () => number;
+  donors: readonly Donor[];
+  rule: RateRule;
+  pollMs: number;
+  /** A donor that gave less than this over the last period "did not move". */
+  movedKib: number;
+  /** Hard bound on the whole wait, whatever the rate (a reservation's timeout, say). */
+  maxMs: number;
+  /** Aborts the wait (the client went away). */
+  cancelled?: () => boolean;
+}
+
+export type SqueezeResult =
+  | { ok: true; freeKib: number; waitedMs: number }
+  | { ok: false; freeKib: number; waitedMs: number; why: string; stuck: string[] };
+
+export async function waitForFree(deps: SqueezeDeps, goal: SqueezeGoal): Promise<SqueezeResult> {
+  const t0 = deps.clock.now();
+  const free = new RateWindow(goal.rule);
+  // Per donor: allocation samples, negated so "freed" is a gain.
+  const gave = new Map(goal.donors.map((d) => [d.domid, new RateWindow(goal.rule)]));
+  for (;;) {
+    const snap = deps.snapshot();
+    const now = deps.clock.now();
+    const freeKib = snap?.freeKib ?? 0;
+    const waitedMs = now - t0;
+    if (snap && freeKib >= goal.freeKib()) return { ok: true, freeKib, waitedMs };
+    if (goal.cancelled?.()) return { ok: false, freeKib, waitedMs, why: 'cancelled: the client went away', stuck: [] };
+    if (snap) {
+      free.add({ atMs: now, kib: freeKib });
+      for (const vm of snap.vms) gave.get(vm.domid)?.add({ atMs: now, kib: -vm.actualKib });
+    }
+    if (free.tooSlow()) {
+      // Stuck: still above its floor (it had more to give) yet gave nothing over the window.
+      const actual = new Map((snap?.vms ?? []).map((vm) => [vm.domid, vm.actualKib]));
+      const stuck = goal.donors
+        .filter((d) => (actual.get(d.domid) ?? 0) > d.floorKib + goal.movedKib && (gave.get(d.domid)?.gainedKib() ?? 0) < goal.movedKib)
+        .map((d) => d.name);
+      const period = `${Math.round(free.spanMs() / 100) / 10} s`;
+      const freed = `only ${fmtSize(Math.max(0, free.gainedKib()))} was freed in ${period} (less than ${Math.round(goal.rule.minKibPerS / 1024)} MiB/s)`;
+      const why = stuck.length > 0
+        ? `${freed}: ${stuck.join(', ')} did not give memory back (balloon driver stuck or absent?)`
+        : `${freed}: the VMs are giving memory back too slowly`;
+      return { ok: false, freeKib, waitedMs, why, stuck };
+    }
+    if (waitedMs >= goal.maxMs) {
+      return { ok: false, freeKib, waitedMs, why: `gave up after ${Math.round(waitedMs / 1000)} s with ${fmtSize(freeKib)} free`, stuck: [] };
+    }
+    deps.requestPass();
+    await deps.clock.sleep(goal.pollMs);
+  }
+}
