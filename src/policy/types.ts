@@ -33,6 +33,12 @@ export interface VmHistory {
   lastShrinkMs: number | null;
   /** Last seen PSI `some` total (µs), to detect fresh stalls between reports. */
   lastStallTotalUs: number | null;
+  /** xmem policy: the VM's moderated demand (what it asks for before sharing), KiB. */
+  wantKib?: number | null;
+  /** xmem policy: how far senpai-style probing has taken the demand below the ideal, KiB. */
+  probeKib?: number;
+  /** xmem policy: when the last probe step was taken. */
+  lastProbeMs?: number | null;
 }
 
 export const EMPTY_HISTORY: VmHistory = {

@@ -1,0 +1,89 @@
+import { waterFill } from './water-fill.js';
+
+/**
+ * Shares the pool among managed VMs, given each one's bounds. Pure, O(n log n).
+ *
+ * - enough   (pool ≥ Σ want):  everyone gets its want; the surplus goes where `surplus` says:
+ *            `proportional` in proportion to weight × want (qmemman's rule), up to each
+ *            ceiling; `dom0` to dom0 up to its ceiling; `free` nowhere.
+ * - scarcity (Σ floor ≤ pool < Σ want): everyone gets its floor plus the same weighted
+ *            fraction of (want − floor): squeezed's equal fraction, with weights.
+ * - deficit  (pool < Σ floor): VMs above their floor go down to it; VMs below it (`lower` =
+ *            min(floor, allocation)) share what is left in proportion to their shortfall.
+ *            Nobody is ever pushed below min(floor, allocation): if even that does not fit,
+ *            Σ targets exceeds the pool and the caller says so (overcommitted).
+ */
+export type Mode = 'enough' | 'scarcity' | 'deficit';
+export type SurplusMode = 'proportional' | 'dom0' | 'free';
+
+export interface Bounds {
+  lower: Float64Array;
+  floor: Float64Array;
+  want: Float64Array;
+  ceiling: Float64Array;
+  weight: Float64Array;
+  /** Index of dom0 among the managed VMs, or -1. */
+  dom0: number;
+}
+
+export interface Distribution {
+  mode: Mode;
+  targets: Float64Array;
+  /** Per VM: the share of surplus (enough) or the fraction of the range reached (scarcity/deficit). */
+  extra: Float64Array;
+  sumWant: number;
+  sumFloor: number;
+  sumLower: number;
+  surplusKib: number;
+}
+
+export function distribute(b: Bounds, pool: number, surplus: SurplusMode): Distribution {
+  const n = b.want.length;
+  let sumWant = 0;
+  let sumFloor = 0;
+  let sumLower = 0;
+  for (let i = 0; i < n; i++) {
+    sumWant += b.want[i]!;
+    sumFloor += b.floor[i]!;
+    sumLower += b.lower[i]!;
+  }
+  const targets = new Float64Array(n);
+  const caps = new Float64Array(n);
+  const shares = new Float64Array(n);
+  let extra: Float64Array;
+  let mode: Mode;
+  let surplusKib = 0;
+  if (pool >= sumWant) {
+    mode = 'enough';
+    surplusKib = pool - sumWant;
+    targets.set(b.want);
+    extra = new Float64Array(n);
+    if (surplus === 'proportional') {
+      for (let i = 0; i < n; i++) {
+        caps[i] = Math.max(0, b.ceiling[i]! - b.want[i]!);
+        shares[i] = b.weight[i]! * b.want[i]!;
+      }
+      extra = waterFill(caps, shares, surplusKib);
+    } else if (surplus === 'dom0' && b.dom0 >= 0) {
+      extra[b.dom0] = Math.floor(Math.min(surplusKib, Math.max(0, b.ceiling[b.dom0]! - b.want[b.dom0]!)));
+    }
+    for (let i = 0; i < n; i++) targets[i]! += extra[i]!;
+  } else if (pool >= sumFloor) {
+    mode = 'scarcity';
+    for (let i = 0; i < n; i++) {
+      caps[i] = b.want[i]! - b.floor[i]!;
+      shares[i] = b.weight[i]! * caps[i]!;
+    }
+    extra = waterFill(caps, shares, pool - sumFloor);
+    for (let i = 0; i < n; i++) targets[i] = b.floor[i]! + extra[i]!;
+  } else {
+    mode = 'deficit';
+    for (let i = 0; i < n; i++) {
+      caps[i] = b.floor[i]! - b.lower[i]!;
+      shares[i] = caps[i]!;
+    }
+    extra = waterFill(caps, shares, Math.max(0, pool - sumLower));
+    for (let i = 0; i < n; i++) targets[i] = b.lower[i]! + extra[i]!;
+  }
+  return { mode, targets, extra, sumWant, sumFloor, sumLower, surplusKib };
+}

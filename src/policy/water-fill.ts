@@ -1,0 +1,46 @@
+/**
+ * Shares `amount` among items, each getting `min(cap_i, λ·share_i)` for the one λ that uses
+ * the amount up (or everyone's cap when the amount suffices). With share_i = weight_i × cap_i
+ * every item gets the same weighted fraction of its cap, the "scale proportionally" rule;
+ * with share_i = weight_i × size_i the amount is spread in proportion to size, qmemman-style.
+ * Results are integers (floored), Σ ≤ amount, each ≤ cap, and monotone in `amount`.
+ * O(n log n).
+ */
+export function waterFill(caps: ArrayLike<number>, shares: ArrayLike<number>, amount: number): Float64Array {
+  const n = caps.length;
+  const out = new Float64Array(n);
+  if (!(amount > 0) || n === 0) return out;
+  let capSum = 0;
+  for (let i = 0; i < n; i++) capSum += Math.max(0, caps[i]!);
+  if (capSum <= amount) {
+    for (let i = 0; i < n; i++) out[i] = Math.max(0, Math.floor(caps[i]!));
+    return out;
+  }
+  // Items saturate in order of cap/share; find λ by walking that order.
+  const idx: number[] = [];
+  let shareLeft = 0;
+  for (let i = 0; i < n; i++) {
+    if (caps[i]! > 0 && shares[i]! > 0) {
+      idx.push(i);
+      shareLeft += shares[i]!;
+    }
+  }
+  idx.sort((a, b) => caps[a]! / shares[a]! - caps[b]! / shares[b]!);
+  let left = amount;
+  let k = 0;
+  for (; k < idx.length; k++) {
+    const i = idx[k]!;
+    if (caps[i]! * shareLeft > left * shares[i]!) break; // this one (and all after) is not saturated
+    out[i] = Math.floor(caps[i]!);
+    left -= caps[i]!;
+    shareLeft -= shares[i]!;
+  }
+  if (k < idx.length && shareLeft > 0) {
+    const lambda = left / shareLeft;
+    for (; k < idx.length; k++) {
+      const i = idx[k]!;
+      out[i] = Math.floor(Math.min(caps[i]!, lambda * shares[i]!));
+    }
+  }
+  return out;
+}
