@@ -6,6 +6,7 @@ HOST=/mnt/host                      # the repository, read-only over 9p
 CACHE=$HOST/lab/cache
 OUT=/mnt/out                        # lab/out on the host, writable over 9p (may be absent)
 XMEM="node $CACHE/dist/dom0/cli.js"
+GUEST_IMG=/tmp/guest.img            # main.sh copies it out of the 9p share once
 SCEN=${SCEN:-lab}
 NFAIL=0
 
@@ -44,7 +45,7 @@ guest_create() {
 name = "$name"
 type = "pv"
 kernel = "/opt/lab/vmlinuz"
-ramdisk = "$CACHE/guest.img"
+ramdisk = "$GUEST_IMG"
 extra = "console=hvc0 quiet"
 memory = $2
 maxmem = $3
@@ -95,8 +96,10 @@ manager_stop() {
 }
 manager_tail() { tail -n "${1:-20}" "$MGR_LOG" 2>/dev/null | cut -c1-400 | sed 's/^/    [xmem] /'; }
 
-# lab_pair [noagent]: the two guests most scenarios share (created once, reused after)
+# lab_pair [noagent]: the two guests most scenarios share (booted in parallel once, reused after)
 lab_pair() {
   local g
-  for g in g1 g2; do [ -n "$(domid $g)" ] || guest_create $g 384 1024 "${1:-}" || return 1; done
+  for g in g1 g2; do [ -n "$(domid $g)" ] || guest_create $g 384 1024 "${1:-}" & done
+  wait
+  [ -n "$(domid g1)" ] && [ -n "$(domid g2)" ]
 }
