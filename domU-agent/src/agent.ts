@@ -1,0 +1,251 @@
+import { EventEmitter } from 'node:events';
+import type { Clock } from '../../src/clock.js';
+import type { GuestReport } from '../../src/schemas/report.js';
+import { encodeGuestReport, REPORT_KEY, REPORT_MAX_BYTES } from '../../src/schemas/report-wire.js';
+import type { XenstoreClient } from '../../src/xenstore/types.js';
+import { StateLog, type LogLine } from './log.js';
+import { errnoOf } from './procfile.js';
+import { QubesKey } from './publish.js';
+import { buildReport, memView, psiView } from './report.js';
+import { Planner, type MemView, type PsiView, type Reason, type ScheduleConfig } from './schedule.js';
+import type { Sources } from './sources.js';
+
+export interface AgentConfig extends ScheduleConfig {
+  /** Also write Qubes' memory/meminfo where it exists and is writable. */
+  qubes: boolean;
+  /** Backoff after a failed write or connect: doubles from min to max. */
+  backoffMinMs: number;
+  backoffMaxMs: number;
+  /** A write not answered within this is treated as a dead connection (closed, reopened). */
+  writeTimeoutMs: number;
+}
+
+/**
+ * The client the agent needs: src/xenstore/client.ts's connection, which emits 'disconnect' and
+ * 'reconnect' and reconnects by itself (requests made meanwhile would wait, so the agent does
+ * not make any until it is back).
+ */
+export type AgentXenstore = XenstoreClient & Pick<EventEmitter, 'on' | 'off'> & { readonly connected?: boolean };
+
+export interface AgentDeps {
+  clock: Clock;
+  sources: Sources;
+  /** Opens the xenstore connection (xenbus device in a guest, a socket in tests). */
+  connect: () => Promise<AgentXenstore>;
+  log: LogLine;
+  config: AgentConfig;
+}
+
+export interface Published {
+  at: number;
+  reason: Reason;
+  report: GuestReport;
+}
+
+/** Errors the daemon itself answers with: the connection is fine, only the request failed. */
+const DAEMON_ERRNOS = new Set(['EACCES', 'ENOSPC', 'EAGAIN', 'EINVAL', 'ENOENT', 'E2BIG', 'EPERM', 'EIO', 'EQUOTA', 'EEXIST', 'ENOSYS', 'EBUSY', 'EROFS', 'ENOMEM']);
+
+/**
+ * The agent's imperative shell: one timer on the injected clock, reads the sources the Planner
+ * asks for, publishes the report when it says so, and survives every failure with backoff and
+ * one log line per change of state. Emits 'published' (Published) after each report that
+ * reached xenstore.
+ */
+export class Agent extends EventEmitter {
+  private readonly planner: Planner;
+  private readonly states: StateLog;
+  private readonly qubes: QubesKey | null;
+  private xs: AgentXenstore | null = null;
+  private linkDown = false;
+  private cancelTimer: (() => void) | null = null;
+  private running: Promise<void> | null = null;
+  private stopped = false;
+  private ticking = false;
+  private seq = 0;
+  private failures = 0;
+
+  constructor(private readonly deps: AgentDeps) {
+    super();
+    this.planner = new Planner(deps.config);
+    this.states = new StateLog(deps.log);
+    this.qubes = deps.config.qubes ? new QubesKey(this.states, deps.config.thresholdKib) : null;
+  }
+
+  start(): void {
+    this.arm(this.deps.clock.now());
+  }
+
+  /** Stops the timer, waits for a tick in flight, closes the connection and the files. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.cancelTimer?.();
+    await this.running;
+    await this.dropClient();
+    this.deps.sources.close();
+  }
+
+  /** For tests and logs: the Qubes key's state. */
+  get qubesStatus(): string {
+    return this.qubes?.status ?? 'disabled';
+  }
+
+  private arm(at: number): void {
+    if (this.stopped) return;
+    this.cancelTimer?.();
+    const delay = Math.max(0, at - this.deps.clock.now());
+    this.cancelTimer = this.deps.clock.setTimer(delay, () => {
+      this.running = this.tick().finally(() => {
+        this.running = null;
+      });
+    });
+  }
+
+  private async tick(): Promise<void> {
+    // One tick at a time; the one in flight re-arms the timer when it ends.
+    if (this.stopped || this.ticking) return;
+    this.ticking = true;
+    const { clock } = this.deps;
+    try {
+      const now = clock.now();
+      const due = this.planner.due(now);
+      const obs: { psi?: PsiView | null; mem?: MemView } = {};
+      if (due.psi) {
+        const r = this.deps.sources.readPsi();
+        if (r.ok) {
+          obs.psi = r.value ? psiView(r.value) : null;
+          if (!r.value) this.states.set('psi', 'none', 'no memory PSI on this kernel: reporting meminfo only, no stall fast path');
+          else this.states.set('psi', 'ok', 'memory PSI readable');
+        } else {
+          this.states.set('psi', `bad:${r.error}`, `cannot use memory PSI: ${r.error}`);
+        }
+      }
+      if (due.mem) {
+        const r = this.deps.sources.readMem();
+        if (r.ok) {
+          obs.mem = memView(r.value);
+          this.states.set('mem', 'ok', 'meminfo readable');
+        } else {
+          this.states.set('mem', `bad:${r.error}`, `cannot read meminfo: ${r.error}`);
+        }
+      }
+      const reason = this.planner.observe(now, obs, due);
+      if (reason) await this.publish(reason);
+    } catch (err) {
+      // Never let one bad tick end the loop (qmemman's balancer died that way, #4890).
+      this.states.set('tick', 'crash', `unexpected error, continuing: ${errnoOf(err)}`);
+    } finally {
+      this.ticking = false;
+    }
+    this.arm(this.planner.nextWake(clock.now()));
+  }
+
+  private async publish(reason: Reason): Promise<void> {
+    const { clock, sources } = this.deps;
+    const sample = sources.readFull();
+    if (!sample.ok) {
+      this.states.set('sample', `bad:${sample.error}`, `cannot build a report: ${sample.error}`);
+      this.planner.failed(clock.now(), this.backoff());
+      return;
+    }
+    this.states.set('sample', 'ok', 'report sources readable');
+    const report = buildReport(sample.value, this.seq + 1);
+    const encoded = encodeGuestReport(report);
+    if (encoded.length > REPORT_MAX_BYTES) {
+      this.states.set('sample', 'oversize', `report of ${encoded.length} bytes exceeds ${REPORT_MAX_BYTES}; not sent`);
+      this.planner.failed(clock.now(), this.deps.config.backoffMaxMs);
+      return;
+    }
+    if (this.linkDown) {
+      this.planner.failed(clock.now(), this.backoff());
+      return;
+    }
+    let xs: AgentXenstore;
+    try {
+      xs = await this.client();
+      await this.timed(xs.write(REPORT_KEY, encoded));
+    } catch (err) {
+      const errno = errnoOf(err);
+      if (!DAEMON_ERRNOS.has(errno)) await this.dropClient();
+      const wait = this.backoff();
+      this.states.set('xenstore', `error:${errno}`, `cannot write ${REPORT_KEY}: ${errno}; retrying with backoff (now ${wait} ms, at most ${this.deps.config.backoffMaxMs} ms)`);
+      this.planner.failed(clock.now(), wait);
+      return;
+    }
+    const at = clock.now();
+    this.seq = report.seq;
+    const recovered = this.failures > 0 ? ` after ${this.failures} failed attempt(s)` : '';
+    this.failures = 0;
+    this.states.set('xenstore', 'ok', `writing ${REPORT_KEY}${recovered}`);
+    const mem = memView(sample.value);
+    this.planner.published(at, reason, mem, sample.value.psi ? psiView(sample.value.psi) : null);
+    if (this.qubes) {
+      await this.timed(this.qubes.publish(xs, mem, reason === 'first' || reason === 'heartbeat')).catch((err: unknown) => {
+        this.states.set('qubes', `error:${errnoOf(err)}`, `memory/meminfo write failed: ${errnoOf(err)}; will retry`);
+      });
+    }
+    this.emit('published', { at, reason, report } satisfies Published);
+  }
+
+  private async client(): Promise<AgentXenstore> {
+    if (this.xs) return this.xs;
+    const xs = await this.deps.connect();
+    if (this.stopped) {
+      await xs.close().catch(() => undefined);
+      throw Object.assign(new Error('stopped'), { code: 'ESTOPPED' });
+    }
+    xs.on('disconnect', this.onDisconnect);
+    xs.on('reconnect', this.onReconnect);
+    this.xs = xs;
+    this.linkDown = false;
+    return xs;
+  }
+
+  private readonly onDisconnect = (err?: Error): void => {
+    this.linkDown = true;
+    this.states.set('xenstore', 'lost', `xenstore connection lost${err?.message ? ` (${err.message})` : ''}; reconnecting`);
+  };
+
+  /** Back: the daemon may have restarted with an empty tree, so publish again at once. */
+  private readonly onReconnect = (): void => {
+    this.linkDown = false;
+    this.failures = 0;
+    this.states.set('xenstore', 'reconnected', 'xenstore connection back; publishing again');
+    this.planner.kick(this.deps.clock.now());
+    this.arm(this.deps.clock.now());
+  };
+
+  /** Rejects with ETIMEDOUT when `p` takes longer than the write timeout. */
+  private timed<T>(p: Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const cancel = this.deps.clock.setTimer(this.deps.config.writeTimeoutMs, () =>
+        reject(Object.assign(new Error('xenstore request timed out'), { code: 'ETIMEDOUT' })),
+      );
+      p.then(
+        (v) => {
+          cancel();
+          resolve(v);
+        },
+        (e: unknown) => {
+          cancel();
+          reject(e);
+        },
+      );
+    });
+  }
+
+  /** A connection-level failure: close it, so the next attempt connects afresh. */
+  private async dropClient(): Promise<void> {
+    const xs = this.xs;
+    this.xs = null;
+    this.linkDown = false;
+    xs?.off('disconnect', this.onDisconnect);
+    xs?.off('reconnect', this.onReconnect);
+    await xs?.close().catch(() => undefined);
+  }
+
+  private backoff(): number {
+    const { backoffMinMs, backoffMaxMs } = this.deps.config;
+    this.failures++;
+    return Math.min(backoffMaxMs, backoffMinMs * 2 ** Math.min(this.failures - 1, 20));
+  }
+}

@@ -1,0 +1,209 @@
+import { decayReportAt, decayedPastLevel, DECAY, msUntilBelow, nextLevelDown } from './decay.js';
+
+/**
+ * When to read what, and when a report is worth a xenstore write. Pure: time comes in as
+ * arguments (the agent's loop passes its injected Clock's now()), no timers, no I/O, so the
+ * whole policy runs deterministically on a fake clock.
+ */
+export interface ScheduleConfig {
+  /** Period of the meminfo (+ balloon) sample. */
+  intervalMs: number;
+  /** Period of the cheap stall poll (reads only the PSI file); 0 disables the fast path. */
+  psiIntervalMs: number;
+  /** meminfo-writer's change threshold (KiB); halved for growth above ~77 % utilisation. */
+  thresholdKib: number;
+  /** Minimum spacing between two writes (1000 / max writes per second). */
+  minGapMs: number;
+  /** Minimum spacing between two reports caused only by stall growth (PSI at ≤ 1 Hz). */
+  stallGapMs: number;
+  /** A report at least this often, so a dead agent can be told from a quiet one. */
+  heartbeatMs: number;
+  /** Growth of PSI `some` total (µs) since the last report that counts as a new stall. */
+  stallUs: number;
+  /** avg10/avg60 below this (percent) is calm: no further decay reports. */
+  psiCalm: number;
+}
+
+export const DEFAULT_SCHEDULE: ScheduleConfig = {
+  intervalMs: 1000,
+  psiIntervalMs: 100,
+  thresholdKib: 30000,
+  minGapMs: 100,
+  stallGapMs: 1000,
+  heartbeatMs: 60_000,
+  stallUs: 1000,
+  psiCalm: 0.1,
+};
+
+/** The memory numbers thresholds are applied to (KiB). */
+export interface MemView {
+  /** MemTotal, or the balloon's current size when known (as meminfo-writer does). */
+  totalKib: number;
+  /** Qubes' used number: total − free − buffers − cached + swap used. */
+  usedKib: number;
+  availKib: number;
+  commitKib: number;
+  swapUsedKib: number;
+}
+
+/** Memory PSI `some` line: what stall detection and decay follow. */
+export interface PsiView {
+  total: number;
+  avg10: number;
+  avg60: number;
+}
+
+export type Reason = 'first' | 'stall' | 'memory' | 'decay' | 'heartbeat' | 'retry';
+
+/** meminfo-writer's rule on the used number (qubes-linux-utils meminfo-writer.c). */
+export function usedChanged(prev: Pick<MemView, 'usedKib'>, cur: Pick<MemView, 'usedKib' | 'totalKib'>, thresholdKib: number): boolean {
+  const usedDiff = Math.abs(cur.usedKib - prev.usedKib);
+  if (usedDiff > thresholdKib) return true;
+  // Above ~77 % utilisation (used/10 > total/13, integer maths as in C) growth counts at half.
+  const busy = Math.floor(cur.usedKib / 10) > Math.floor((cur.totalKib + 12) / 13);
+  return cur.usedKib > prev.usedKib && busy && usedDiff > Math.floor(thresholdKib / 2);
+}
+
+/** meminfo-writer's rule, plus the same threshold on the other numbers xmem reports. */
+export function memoryChanged(prev: MemView, cur: MemView, thresholdKib: number): boolean {
+  if (usedChanged(prev, cur, thresholdKib)) return true;
+  return (
+    Math.abs(cur.availKib - prev.availKib) > thresholdKib ||
+    Math.abs(cur.commitKib - prev.commitKib) > thresholdKib ||
+    Math.abs(cur.swapUsedKib - prev.swapUsedKib) > thresholdKib ||
+    Math.abs(cur.totalKib - prev.totalKib) > thresholdKib
+  );
+}
+
+interface Published {
+  at: number;
+  mem: MemView;
+  psi: PsiView | null;
+}
+
+/** What the loop should read at a wake-up. */
+export interface Due {
+  psi: boolean;
+  mem: boolean;
+}
+
+export class Planner {
+  private last: Published | null = null;
+  private lastStallAt = -Infinity;
+  private decayAt: number | null = null;
+  private nextPsiAt = 0;
+  private nextMemAt = 0;
+  /** A report wanted but held back by the rate limit or a failure backoff. */
+  private pending: { at: number; reason: Reason } | null = null;
+  private psiAvailable = true;
+
+  constructor(readonly cfg: ScheduleConfig) {}
+
+  /** Which sources to read now. */
+  due(now: number): Due {
+    const psiWanted = now >= this.nextPsiAt || (this.decayAt !== null && now >= this.decayAt);
+    return {
+      psi: this.psiAvailable && (this.cfg.psiIntervalMs > 0 || this.decayAt !== null) && psiWanted,
+      mem: now >= this.nextMemAt,
+    };
+  }
+
+  /**
+   * Feeds what was read at `now` (`read`: what was attempted; a value undefined = not read or
+   * unreadable; psi null = the kernel has no PSI) and returns the reason to publish now, or null (possibly with a report deferred to later).
+   */
+  observe(now: number, obs: { psi?: PsiView | null; mem?: MemView }, read: Due): Reason | null {
+    // Reads that failed still count as done: the next attempt waits for the next period.
+    if (read.psi) this.nextPsiAt = now + (this.cfg.psiIntervalMs > 0 ? this.cfg.psiIntervalMs : Infinity);
+    if (obs.psi === null) this.psiAvailable = false;
+    if (read.mem) this.nextMemAt = now + this.cfg.intervalMs;
+
+    if (this.pending && now < this.pending.at) {
+      // Held back by the rate limit: a memory change still goes out at the write rate (not
+      // the slower stall rate). A failure backoff holds everything.
+      if (this.pending.reason !== 'retry' && this.last && obs.mem && memoryChanged(this.last.mem, obs.mem, this.cfg.thresholdKib)) {
+        this.pending = { at: Math.min(this.pending.at, this.last.at + this.cfg.minGapMs), reason: 'memory' };
+        if (now >= this.pending.at) this.pending.at = now;
+      }
+      if (now < this.pending.at) return null;
+    }
+    if (this.pending) {
+      const { reason } = this.pending;
+      this.pending = null;
+      return reason;
+    }
+    const last = this.last;
+    if (last === null) return 'first';
+
+    let reason: Reason | null = null;
+    let earliest = last.at + this.cfg.minGapMs;
+    if (this.wantsStall(obs.psi)) {
+      reason = 'stall';
+      earliest = Math.max(earliest, this.lastStallAt + this.cfg.stallGapMs);
+    }
+    if (obs.mem && memoryChanged(last.mem, obs.mem, this.cfg.thresholdKib)) {
+      // A memory change goes out at the write rate, not the slower stall rate.
+      reason = 'memory';
+      earliest = last.at + this.cfg.minGapMs;
+    }
+    if (reason === null && this.decayAt !== null && now >= this.decayAt && obs.psi) {
+      if (last.psi && decayedPastLevel(last.psi, obs.psi, this.cfg.psiCalm)) reason = 'decay';
+      else this.decayAt = last.psi ? this.redecay(now, last.psi, obs.psi) : null;
+    }
+    if (reason === null && now >= last.at + this.cfg.heartbeatMs) reason = 'heartbeat';
+    if (reason === null) return null;
+    if (now >= earliest) return reason;
+    this.pending = { at: earliest, reason };
+    return null;
+  }
+
+  /** Records a report that reached xenstore. */
+  published(now: number, reason: Reason, mem: MemView, psi: PsiView | null): void {
+    this.last = { at: now, mem, psi };
+    if (reason === 'stall') this.lastStallAt = now;
+    this.pending = null;
+    this.decayAt = psi ? decayReportAt(now, psi, this.cfg.psiCalm) : null;
+  }
+
+  /** A write failed: try again after `backoffMs`, and nothing before. */
+  failed(now: number, backoffMs: number): void {
+    this.pending = { at: now + backoffMs, reason: 'retry' };
+  }
+
+  /** Publish at the next wake, whatever changed (the connection came back). */
+  kick(now: number): void {
+    this.pending = { at: now, reason: 'retry' };
+  }
+
+  /** Absolute time of the next wake-up. */
+  nextWake(now: number): number {
+    let t = this.nextMemAt;
+    if (this.psiAvailable && this.cfg.psiIntervalMs > 0) t = Math.min(t, this.nextPsiAt);
+    if (this.pending) t = Math.min(t, this.pending.at);
+    if (this.decayAt !== null) t = Math.min(t, this.decayAt);
+    if (this.last) t = Math.min(t, this.last.at + this.cfg.heartbeatMs);
+    return Math.max(t, now);
+  }
+
+  /** For logs and tests: when the next decay report is expected, if any. */
+  get decayDueAt(): number | null {
+    return this.decayAt;
+  }
+
+  private wantsStall(psi: PsiView | null | undefined): boolean {
+    const base = this.last?.psi;
+    return !!psi && !!base && psi.total - base.total >= this.cfg.stallUs;
+  }
+
+  /** The decay was slower than computed (small stalls kept it up): recompute from what is seen now. */
+  private redecay(now: number, reported: PsiView, seen: PsiView): number | null {
+    let best: number | null = null;
+    for (const key of ['avg10', 'avg60'] as const) {
+      const level = nextLevelDown(reported[key], this.cfg.psiCalm);
+      if (level === null) continue;
+      const t = now + Math.max(this.cfg.psiIntervalMs, msUntilBelow(seen[key], level, DECAY[key]));
+      if (best === null || t < best) best = t;
+    }
+    return best;
+  }
+}
