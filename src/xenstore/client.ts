@@ -100,8 +100,10 @@ export class XenstoreConnection extends EventEmitter implements XenstoreClient {
   private nextReqId = 1;
   private nextToken = 1;
   private readonly watches = new Map<string, WatchEntry>();
-  /** Transaction ids started on the current transport; others are stale after a reconnect. */
+  /** Transaction ids started on the current transport. */
   private readonly liveTx = new Set<number>();
+  /** Ids that were live when a transport was lost: the daemon forgot them. */
+  private readonly lostTx = new Set<number>();
   private closed = false;
   private reconnecting = false;
   private readonly decoder: FrameDecoder;
@@ -202,6 +204,7 @@ export class XenstoreConnection extends EventEmitter implements XenstoreClient {
 
   async transactionStart(): Promise<TxId> {
     const tx = await this.request<number>(XsOp.TRANSACTION_START, 0, [''], undefined, R_TXID);
+    this.lostTx.delete(tx);
     this.liveTx.add(tx);
     return tx;
   }
@@ -211,6 +214,7 @@ export class XenstoreConnection extends EventEmitter implements XenstoreClient {
       await this.request(XsOp.TRANSACTION_END, tx, [commit ? 'T' : 'F'], undefined, R_VOID);
     } finally {
       this.liveTx.delete(tx);
+      this.lostTx.delete(tx);
     }
   }
 
@@ -268,7 +272,7 @@ export class XenstoreConnection extends EventEmitter implements XenstoreClient {
     await this.request(XsOp.RESET_WATCHES, 0, [''], undefined, R_VOID);
     // The daemon dropped every watch and transaction of this connection.
     this.watches.clear();
-    this.liveTx.clear();
+    this.forgetTransactions();
   }
 
   async close(): Promise<void> {
@@ -291,7 +295,7 @@ export class XenstoreConnection extends EventEmitter implements XenstoreClient {
         // A NUL inside an argument would shift the daemon's view of the arguments.
         if (a.includes('\0')) return reject(new XenstoreError('EINVAL', opName(op), p0, true, 'NUL inside an argument'));
       }
-      if (txId !== 0 && !this.liveTx.has(txId)) {
+      if (txId !== 0 && this.lostTx.has(txId)) {
         // Started on a connection that is gone: the daemon no longer knows it. EAGAIN lets
         // transaction() start over; a bare id is never reused by mistake on the new connection.
         return reject(new XenstoreError('EAGAIN', opName(op), p0, true, `transaction ${txId} was lost with its connection`));
@@ -404,6 +408,11 @@ export class XenstoreConnection extends EventEmitter implements XenstoreClient {
     }
   }
 
+  private forgetTransactions(): void {
+    for (const tx of this.liveTx) this.lostTx.add(tx);
+    this.liveTx.clear();
+  }
+
   private failInflight(errno: string, detail: string): void {
     const list = this.inflight.slice(this.inflightHead);
     this.inflight.length = 0;
@@ -429,11 +438,12 @@ export class XenstoreConnection extends EventEmitter implements XenstoreClient {
     if (this.reconnecting) {
       // Lost again while restoring watches: the reconnect loop notices and tries again.
       this.decoder.reset();
+      this.forgetTransactions();
       this.failInflight('ECONNRESET', 'connection to xenstored lost');
       return;
     }
     this.decoder.reset();
-    this.liveTx.clear();
+    this.forgetTransactions();
     this.failInflight('ECONNRESET', 'connection to xenstored lost');
     this.log?.warn({ err: err?.message }, 'xenstore connection lost');
     this.emit('disconnect', err);

@@ -1,0 +1,21 @@
+import { afterAll, beforeAll, describe } from 'vitest';
+import { connectXenstore } from '../../src/xenstore/client.js';
+import { peerSkipReason, startXenstored, type PeerDaemon } from '../peer/daemon.js';
+import { defineConformance } from './conformance.js';
+import { definePeerTests } from './peer-tests.js';
+
+const skip = peerSkipReason();
+if (skip) console.warn(`SKIP test/xenstore/c-xenstored.test.ts: real C xenstored unavailable (${skip})`);
+
+describe.skipIf(skip !== null)('real C xenstored (Debian xen-utils-4.17)', () => {
+  let daemon: PeerDaemon;
+  beforeAll(async () => {
+    daemon = await startXenstored({ impl: 'c' });
+  });
+  afterAll(async () => {
+    await daemon?.stop();
+  });
+
+  defineConformance('C xenstored', () => connectXenstore({ path: daemon.socketPath }));
+  definePeerTests(() => daemon);
+});
