@@ -2,6 +2,9 @@ import { EventEmitter } from 'node:events';
 import type { TxId, WatchHandler, XenstoreClient, XsPerm } from '../types.js';
 import { xsErr } from './errors.js';
 import { homeOf } from './paths.js';
+
+/** XENSTORE_PAYLOAD_MAX (xs_wire.h). */
+const PAYLOAD_MAX = 4096;
 import type { Caller, EmbeddedStore } from './store.js';
 
 /**
@@ -22,7 +25,7 @@ export class EmbeddedConnection extends EventEmitter implements XenstoreClient {
 
   private async op<T>(fn: () => T): Promise<T> {
     await Promise.resolve();
-    if (this.closed) throw xsErr('EBADF', 'connection closed');
+    if (this.closed) throw xsErr('ENOTCONN', 'connection closed', true);
     return fn();
   }
 
@@ -40,7 +43,12 @@ export class EmbeddedConnection extends EventEmitter implements XenstoreClient {
   }
 
   write(path: string, value: string, tx: TxId = 0): Promise<void> {
-    return this.op(() => this.store.write(this.caller, path, value, tx));
+    return this.op(() => {
+      // The wire's payload limit applies to every client, embedded or not.
+      const size = Buffer.byteLength(path) + 1 + Buffer.byteLength(value);
+      if (size > PAYLOAD_MAX) throw xsErr('E2BIG', `payload of ${size} bytes exceeds the ${PAYLOAD_MAX}-byte xenstore limit`, true);
+      this.store.write(this.caller, path, value, tx);
+    });
   }
 
   directory(path: string, tx: TxId = 0): Promise<string[]> {

@@ -1,11 +1,4 @@
-/** An error as the xenstore daemon reports it: `errno` is the name the wire carries ('ENOENT'). */
-export class EmbeddedXenstoreError extends Error {
-  readonly errno: string;
-  constructor(errno: string, what: string) {
-    super(`${errno}: ${what}`);
-    this.name = 'XenstoreError';
-    this.errno = errno;
-  }
-}
+import { XenstoreError } from '../errors.js';
 
-export const xsErr = (errno: string, what: string) => new EmbeddedXenstoreError(errno, what);
+/** The embedded store raises the same typed error as the socket client (`.errno` = 'ENOENT'…). */
+export const xsErr = (errno: string, what: string, clientSide = false) => new XenstoreError(errno, 'embedded', what, clientSide);

@@ -7,7 +7,7 @@ import type { EmbeddedStore } from './store.js';
 
 export { EmbeddedStore, QUOTA } from './store.js';
 export { EmbeddedConnection } from './connection.js';
-export { EmbeddedXenstoreError } from './errors.js';
+export { XenstoreError } from '../errors.js';
 
 export function connectEmbedded(store: EmbeddedStore, domid = 0): EmbeddedConnection {
   return new EmbeddedConnection(store, domid);

@@ -139,6 +139,11 @@ export class EmbeddedStore {
 
   setPerms(c: Caller, path: string, perms: XsPerm[], tx: number): void {
     if (perms.length === 0) throw xsErr('EINVAL', 'empty permission list');
+    for (const p of perms) {
+      if (!['n', 'r', 'w', 'b'].includes(p.access) || !Number.isInteger(p.domid) || p.domid < 0 || p.domid > 0xffff) {
+        throw xsErr('EINVAL', `malformed permission ${JSON.stringify(p)}`);
+      }
+    }
     const abs = this.path(c, path);
     const t = this.tx(c, tx);
     const node = this.need(c, abs, 'r', tx);

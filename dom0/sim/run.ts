@@ -1,0 +1,129 @@
+import pino from 'pino';
+import { realClock, type Clock } from '../../src/clock.js';
+import type { HostState, Refusal } from '../../src/schemas/state.js';
+import type { XenstoreClient } from '../../src/xenstore/types.js';
+import { connectEmbedded, EmbeddedStore } from '../../src/xenstore/embedded/index.js';
+import { parseConfig, type XmemConfig } from '../config.js';
+import { Manager } from '../manager/manager.js';
+import type { StateSource } from '../state/source.js';
+import type { SimResults } from './metrics.js';
+import type { Scenario } from './scenario.js';
+import { Simulation } from './simulation.js';
+import { VirtualClock } from './virtual-clock.js';
+
+/**
+ * Wires one simulated run: an embedded xenstore (or a given one), the simulated host with its
+ * guests, and the REAL Manager with the real policy on top. Virtual clock: runs the whole
+ * scenario as fast as the CPU allows and returns the results. Real clock: `start` it and stop
+ * it when done (the demo).
+ */
+
+export interface SimRigOptions {
+  scenario: Scenario;
+  policy: string;
+  clock?: Clock;
+  logger?: pino.Logger;
+  /** Extra config keys (merged over the scenario's `config`). */
+  config?: Record<string, unknown>;
+  /** A real xenstored connection factory instead of the embedded store (guests then write as dom0). */
+  connect?: () => Promise<XenstoreClient>;
+}
+
+export interface SimRig {
+  sim: Simulation;
+  manager: Manager;
+  clock: Clock;
+  config: XmemConfig;
+  /** StateSource for the state server: the manager's state plus the simulator's refusals. */
+  source: StateSource & { on(event: 'state', cb: (s: HostState) => void): unknown };
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function buildSimRig(o: SimRigOptions): Promise<SimRig> {
+  const clock = o.clock ?? new VirtualClock();
+  const logger = o.logger ?? pino({ level: 'silent' });
+  const config = parseConfig({ ...o.scenario.config, ...o.config, policy: o.policy }, `scenario ${o.scenario.name}`);
+
+  let toolsXs: XenstoreClient;
+  let managerXs: XenstoreClient;
+  let guestXs: (domid: number) => XenstoreClient;
+  if (o.connect) {
+    toolsXs = await o.connect();
+    managerXs = await o.connect();
+    guestXs = () => toolsXs;
+  } else {
+    const store = new EmbeddedStore();
+    toolsXs = connectEmbedded(store, 0);
+    managerXs = connectEmbedded(store, 0);
+    const guests = new Map<number, XenstoreClient>();
+    guestXs = (domid) => {
+      if (domid === 0) return toolsXs;
+      let c = guests.get(domid);
+      if (!c) {
+        const conn = connectEmbedded(store, domid);
+        conn.on('close', () => guests.delete(domid));
+        guests.set(domid, conn);
+        c = conn;
+      }
+      return c;
+    };
+  }
+
+  let manager: Manager | null = null;
+  const sim = new Simulation({
+    scenario: o.scenario,
+    clock,
+    xs: toolsXs,
+    guestXs,
+    onReservationChange: () => manager?.requestPass(),
+    decisions: () => manager?.lastDecisions() ?? [],
+  });
+  await sim.setup();
+  manager = new Manager({ xs: managerXs, host: sim.host, clock, config, logger, reservations: () => sim.reservations() });
+  const m = manager;
+  m.on('pass', (r: { atMs: number }) => sim.passSeen(r.atMs));
+
+  const refusals: Refusal[] = [];
+  sim.on('refused', (r: { name: string; why: string }) => {
+    refusals.push({ atMs: Date.now(), forName: r.name, neededKib: 0, reason: r.why });
+    if (refusals.length > 20) refusals.shift();
+  });
+  const withRefusals = (s: HostState): HostState => ({ ...s, refusals: [...s.refusals, ...refusals] });
+  const source = {
+    current: () => withRefusals(m.state()),
+    on: (_event: 'state', cb: (s: HostState) => void) => m.on('state', (s: HostState) => cb(withRefusals(s))),
+  };
+
+  return {
+    sim, manager: m, clock, config, source,
+    async start() {
+      await m.start();
+      sim.start();
+    },
+    async stop() {
+      await sim.stop();
+      await m.stop();
+      await managerXs.close();
+      await toolsXs.close();
+    },
+  };
+}
+
+/** Runs a scenario to its end on the virtual clock and returns what happened. */
+export async function runScenario(scenario: Scenario, policy: string, extra: Omit<SimRigOptions, 'scenario' | 'policy' | 'clock'> = {}): Promise<SimResults> {
+  const clock = new VirtualClock();
+  const rig = await buildSimRig({ ...extra, scenario, policy, clock });
+  await rig.start();
+  await clock.runUntil(scenario.durationS * 1000);
+  const results = rig.sim.results();
+  // A pass may be waiting on the virtual clock (free-before-allocate); keep time moving
+  // until the manager has stopped.
+  let stopped = false;
+  const stopping = rig.stop().finally(() => { stopped = true; });
+  for (let i = 0; i < 10_000 && !stopped; i++) await clock.advance(100);
+  await stopping;
+  return results;
+}
+
+export { realClock };
