@@ -1,0 +1,179 @@
+import type net from 'node:net';
+import type { Clock } from '../../src/clock.js';
+import type { Admission, AdmissionLogger, ManagerPort } from './admission.js';
+import { RateWindow, type RateRule } from './rate.js';
+
+/**
+ * qmemman.sock, byte for byte (anchors §1.10), so qubesd starts VMs through xmem unchanged:
+ *   "<bytes>\n"                    → free that much for a VM start: "OK\n" or "FAIL\n"
+ *   "<domid>:<bytes> <domid>:<bytes> …\n" → set those domains' memory (0 = its floor, qmemman's
+ *                                    prefmem): "OK\n" or "FAIL\n"
+ *   anything else                  → "INVALID_ARG\n"
+ * The request is read as qmemman reads it (one recv of at most 1024 bytes, stripped). The lock
+ * (admission's FIFO) is taken for the request and held until the client closes: qubesd keeps the
+ * connection open while it creates the domain, and the memory stays reserved until then.
+ * Unlike qmemman, a client that never closes cannot hold the lock forever: after `holdMaxMs`
+ * the connection is closed and everything it held released.
+ */
+
+export type QmemmanRequest =
+  | { kind: 'balloon'; bytes: number }
+  | { kind: 'set-mem'; targets: { domid: number; bytes: number }[] }
+  | { kind: 'invalid' };
+
+/** qmemman's own parse of `recv(1024).strip()` (pure). */
+export function parseQmemmanRequest(raw: string): QmemmanRequest {
+  const data = raw.replace(/^[\s\0]+|[\s\0]+$/g, '');
+  if (/^\d+$/.test(data)) {
+    const bytes = Number(data);
+    return Number.isSafeInteger(bytes) ? { kind: 'balloon', bytes } : { kind: 'invalid' };
+  }
+  const args = data.split(/\s+/);
+  if (!args[0]?.includes(':')) return { kind: 'invalid' };
+  const targets: { domid: number; bytes: number }[] = [];
+  for (const a of args) {
+    const m = /^(\d{1,5}):(\d{1,16})$/.exec(a);
+    if (!m) return { kind: 'invalid' };
+    targets.push({ domid: Number(m[1]), bytes: Number(m[2]) });
+  }
+  return { kind: 'set-mem', targets };
+}
+
+export interface QmemmanOptions {
+  clock: Clock;
+  logger?: AdmissionLogger;
+  /** Longest a connection may hold the lock (and its reservation). */
+  holdMaxMs: number;
+  /** How long to wait for the rest of a request without a newline (qmemman does one recv). */
+  quietMs?: number;
+  /** Sets a domain's memory/target (KiB); absent: set-mem requests FAIL. */
+  setTarget?: (domid: number, kib: number) => Promise<void>;
+  rule: RateRule;
+  pollMs: number;
+}
+
+let connSeq = 0;
+
+export function serveQmemman(sock: net.Socket, admission: Admission, manager: ManagerPort, opts: QmemmanOptions): void {
+  const conn = ++connSeq;
+  let buf = Buffer.alloc(0);
+  let started = false;
+  let closed = false;
+  let unlock: (() => void) | null = null;
+  let reservation: string | null = null;
+  let quiet: (() => void) | null = null;
+  let holdTimer: (() => void) | null = null;
+
+  const finish = () => {
+    if (closed) return;
+    closed = true;
+    quiet?.();
+    holdTimer?.();
+    if (reservation) admission.release(reservation, 'qmemman.sock client disconnected');
+    reservation = null;
+    if (unlock) opts.logger?.info({ conn }, 'qmemman.sock: client disconnected, resuming admissions');
+    unlock?.();
+    unlock = null;
+  };
+
+  sock.on('error', () => {});
+  sock.on('close', finish);
+  sock.on('end', () => {
+    if (!started && buf.length > 0) start();
+    sock.end();
+  });
+  sock.on('data', (chunk: Buffer) => {
+    if (started) {
+      // qmemmand: "Second request over qmemman.sock?" and the handler returns (connection ends).
+      opts.logger?.warn({ conn }, 'qmemman.sock: second request on one connection; closing it');
+      sock.destroy();
+      return;
+    }
+    buf = Buffer.concat([buf, chunk]);
+    if (buf.includes(0x0a) || buf.length >= 1024) return start();
+    quiet?.();
+    quiet = opts.clock.setTimer(opts.quietMs ?? 200, start);
+  });
+
+  function reply(text: 'OK' | 'FAIL' | 'INVALID_ARG'): void {
+    if (!closed && sock.writable) sock.write(text + '\n');
+  }
+
+  async function start(): Promise<void> {
+    if (started || closed) return;
+    started = true;
+    quiet?.();
+    const req = parseQmemmanRequest(buf.subarray(0, 1024).toString('latin1'));
+    const release = await admission.mutex.acquire();
+    if (closed) return release();
+    unlock = release;
+    holdTimer = opts.clock.setTimer(opts.holdMaxMs, () => {
+      opts.logger?.warn({ conn, holdMaxMs: opts.holdMaxMs }, 'qmemman.sock: client held the lock too long; closing it');
+      sock.destroy();
+    });
+    if (req.kind === 'invalid') {
+      opts.logger?.warn({ conn, bytes: buf.length }, 'qmemman.sock: invalid request');
+      return reply('INVALID_ARG');
+    }
+    if (req.kind === 'balloon') {
+      const d = await admission.reserveLocked({
+        forName: `qmemman-${conn}`,
+        kib: Math.ceil(req.bytes / 1024),
+        timeoutMs: opts.holdMaxMs,
+        cancelled: () => closed,
+      });
+      if (d.ok && closed) return void admission.release(d.id, 'qmemman.sock client disconnected');
+      if (d.ok) reservation = d.id;
+      return reply(d.ok ? 'OK' : 'FAIL');
+    }
+    reply((await setMem(req.targets, manager, opts, () => closed, conn)) ? 'OK' : 'FAIL');
+  }
+}
+
+/**
+ * qmemman's do_balloon_dom: sets each domain's target (0 = its floor), then waits until each is
+ * within 10% of it, failing when the domains gave back less than the rate rule over a period.
+ */
+async function setMem(
+  targets: { domid: number; bytes: number }[],
+  manager: ManagerPort,
+  opts: QmemmanOptions,
+  closed: () => boolean,
+  conn: number,
+): Promise<boolean> {
+  if (!opts.setTarget) {
+    opts.logger?.warn({ conn }, 'qmemman.sock: set-mem request but no xenstore connection was given; FAIL');
+    return false;
+  }
+  const floors = new Map(manager.lastDecisions().map((d) => [d.domid, d.floorKib]));
+  const want = new Map<number, number>();
+  for (const t of targets) {
+    const kib = t.bytes === 0 ? floors.get(t.domid) : Math.ceil(t.bytes / 1024);
+    // Like qmemman, a domain with no known preferred size (never reported) is skipped.
+    if (kib === undefined || kib <= 0) continue;
+    want.set(t.domid, kib);
+  }
+  try {
+    for (const [domid, kib] of want) await opts.setTarget(domid, kib);
+  } catch (err) {
+    opts.logger?.warn({ conn, err: err instanceof Error ? err.message : String(err) }, 'qmemman.sock: set-mem write failed');
+    return false;
+  }
+  opts.logger?.info({ conn, targets: Object.fromEntries(want) }, 'qmemman.sock: set-mem');
+  manager.requestPass();
+  const window = new RateWindow(opts.rule);
+  for (;;) {
+    const snap = manager.lastSnapshot();
+    const actual = new Map((snap?.vms ?? []).map((vm) => [vm.domid, vm.actualKib]));
+    const pending = [...want].filter(([domid, kib]) => actual.has(domid) && Math.round((actual.get(domid)! / kib) * 100) / 100 > 1.1);
+    if (pending.length === 0) return true;
+    if (closed()) return false;
+    window.add({ atMs: opts.clock.now(), kib: -pending.reduce((s, [domid]) => s + actual.get(domid)!, 0) });
+    if (window.tooSlow()) {
+      opts.logger?.warn({ conn, pending: pending.map(([d]) => d) }, 'qmemman.sock: set-mem too slow; FAIL');
+      return false;
+    }
+    manager.requestPass();
+    await opts.clock.sleep(opts.pollMs);
+  }
+}
