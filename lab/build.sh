@@ -131,9 +131,10 @@ rm -rf "$C/dist"
 A=$C/agent-root; rm -rf "$A"; mkdir -p "$A/opt/xmem/node_modules"
 cp -a "$C/dist/src" "$A/opt/xmem/src"
 [ -d "$C/dist/domU-agent" ] && cp -a "$C/dist/domU-agent" "$A/opt/xmem/domU-agent"
+mkdir -p "$A/opt/xmem/lab"; cp "$ROOT"/test/xen/guest/*.mjs "$A/opt/xmem/lab/"
 # the agent's entry point, once it exists (guest /init starts it when this file is present)
 for e in domU-agent/src/cli.js domU-agent/src/main.js domU-agent/src/index.js; do
-  [ -f "$A/opt/xmem/$e" ] && { echo "node /opt/xmem/$e ${AGENT_ARGS:-}" > "$A/opt/xmem/agent-entry"; break; }
+  [ -f "$A/opt/xmem/$e" ] && { echo "node /opt/xmem/$e --xenstore /dev/xen/xenbus ${AGENT_ARGS:-}" > "$A/opt/xmem/agent-entry"; break; }
 done
 # the runtime packages the agent imports, and theirs (read from package-lock's tree)
 (cd "$ROOT" && node "$LAB/agent-deps.mjs" "$A/opt/xmem") > /dev/null

@@ -77,7 +77,7 @@ export async function runLab(opts: LabOptions): Promise<LabResult> {
   mkdirSync(OUT_DIR, { recursive: true });
   rmSync(SERIAL_LOG, { force: true });
   const t0 = Date.now();
-  const qemu = spawn('qemu-system-x86_64', qemuArgs(opts.scenarios.join(','), ['-monitor', 'none', '-serial', `file:${SERIAL_LOG}`]), {
+  const qemu = spawn('qemu-system-x86_64', qemuArgs(opts.scenarios.join('+'), ['-monitor', 'none', '-serial', `file:${SERIAL_LOG}`]), {
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   let exited = false;

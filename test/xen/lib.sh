@@ -103,3 +103,22 @@ lab_pair() {
   wait
   [ -n "$(domid g1)" ] && [ -n "$(domid g2)" ]
 }
+
+# Agents: wait until every named guest has published an xmem report (data/xmem)
+agents_up() { local g; for g in "$@"; do xsr "$(dp "$g")/data/xmem" >/dev/null || return 1; done; }
+need_agents() {
+  if wait_until 120 agents_up "$@"; then return 0; fi
+  local g; for g in "$@"; do agents_up "$g" || { fail "$g: no xmem agent report (data/xmem) after 120 s"; guest_console "$g"; }; done
+  return 1
+}
+# status_json: the service's state (xmem status --json) into /tmp/status.json
+status_json() { $XMEM status --json > /tmp/status.json 2>/tmp/status.err; }
+# vm_field NAME EXPR: a JS expression over `v` (the VM's entry in the state) from /tmp/status.json
+vm_field() { node -e 'const s=JSON.parse(require("fs").readFileSync("/tmp/status.json","utf8"));const v=s.vms.find(x=>x.name===process.argv[1]);console.log(v?eval(process.argv[2]):"")' "$1" "$2"; }
+free_mib() { xl info | awk '/^free_memory/{print $3}'; }
+snapshot_line() { echo "g1 $(mem g1)/$(target_mib g1) MiB, g2 $(mem g2)/$(target_mib g2) MiB (xl list/target), free $(free_mib) MiB"; }
+# steady NAME...: no target of these guests moved during the last 3 s
+steady() {
+  local g a b; a=$(for g in "$@"; do target_mib "$g"; done); sleep 3; b=$(for g in "$@"; do target_mib "$g"; done)
+  [ "$a" = "$b" ]
+}
