@@ -8,6 +8,8 @@ export interface VmView {
   reason: string;
   reasonAtMs: number | null;
   pinned: boolean;
+  /** The target in force now (the snapshot's is from before this pass applied its changes). */
+  targetKib: number | null;
 }
 
 export interface StateInput {
@@ -46,7 +48,7 @@ export function buildHostState(s: StateInput): HostState {
       domid: vm.domid,
       name: vm.name,
       actualKib: vm.actualKib,
-      targetKib: vm.targetKib,
+      targetKib: view ? view.targetKib : vm.targetKib,
       idealKib: d?.idealKib ?? null,
       floorKib: d?.floorKib ?? null,
       maxmemKib: vm.maxmemKib,

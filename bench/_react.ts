@@ -1,0 +1,118 @@
+/**
+ * Watch-event → target-written latency of the real Manager over the real C xenstored, with N
+ * domains on a scripted host (Xen's hypercalls are the only thing not real). One sample: a
+ * guest report that asks for more memory is written; the clock stops when a watch on that
+ * VM's memory/target (on a third, independent connection) sees the manager's write.
+ * Called by POLICY's bench/policy.ts; `_` keeps it out of the bench list.
+ */
+import { performance } from 'node:perf_hooks';
+import pino from 'pino';
+import { startXenstored } from '../test/peer/daemon.js';
+import { realClock } from '../src/clock.js';
+import { connectXenstore } from '../src/xenstore/client.js';
+import type { XenstoreClient } from '../src/xenstore/types.js';
+import { encodeGuestReport, type GuestReport } from '../src/schemas/report.js';
+import { parseConfig } from '../dom0/config.js';
+import { ScriptedHost, followTargetWrites, type ScriptedDomain } from '../dom0/host/scripted-host.js';
+import { Manager, type PassReport } from '../dom0/manager/manager.js';
+import { keys } from '../dom0/manager/keys.js';
+
+const MiB = 1024;
+const GiB = 1024 * 1024;
+
+export interface ReactOptions {
+  /** Samples to take (default 200: two per VM at N = 100). */
+  samples?: number;
+  /** The manager's minimum pass interval; samples are spaced beyond it so none waits on it. */
+  minPassIntervalMs?: number;
+}
+
+function agentReport(seq: number, commitKib: number): GuestReport {
+  const total = commitKib + 512 * MiB;
+  return {
+    v: 1, seq, up: seq * 1000, total, free: 64 * MiB, avail: 256 * MiB, buf: 8 * MiB, cache: 192 * MiB,
+    afile: 96 * MiB, ifile: 96 * MiB, shmem: 4 * MiB, srec: 16 * MiB, sunrec: 16 * MiB, anon: commitKib - 64 * MiB,
+    mlock: 0, swtot: 0, swfree: 0, commit: commitKib, bcur: total, btgt: total,
+    psi: { s10: 0, s60: 0, s300: 0, stot: 0, f10: 0, f60: 0, f300: 0, ftot: 0 }, rfa: 0, rff: 0, swin: 0, swout: 0,
+  };
+}
+
+function quantile(sorted: number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
+
+async function setupDomains(xs: XenstoreClient, doms: ScriptedDomain[]): Promise<void> {
+  await Promise.all(doms.map(async (d) => {
+    const k = keys(d.domid);
+    await xs.write(`${k.home}/name`, d.name);
+    await xs.write(k.staticMax, String(64 * GiB));
+    await xs.write(k.target, String(d.actualKib));
+  }));
+}
+
+export async function measureReactLatency(n: number, opts: ReactOptions = {}): Promise<{ p50Ms: number; p99Ms: number }> {
+  const samples = opts.samples ?? 200;
+  const minPassIntervalMs = opts.minPassIntervalMs ?? 100;
+  const daemon = await startXenstored({ impl: 'c' });
+  const tools = await connectXenstore({ path: daemon.socketPath });
+  const watcher = await connectXenstore({ path: daemon.socketPath });
+  const managerXs = await connectXenstore({ path: daemon.socketPath });
+  let manager: Manager | null = null;
+  try {
+    const doms: ScriptedDomain[] = [{ domid: 0, name: 'Domain-0', actualKib: 4 * GiB, maxmemKib: 4 * GiB + 1024 }];
+    for (let i = 1; i <= n; i++) doms.push({ domid: i, name: `vm${i}`, actualKib: 1 * GiB, maxmemKib: 1 * GiB + 1024 });
+    await setupDomains(tools, doms);
+    // Plenty of memory: every sample is a prompt grow, never a wait for a donor.
+    const host = new ScriptedHost({ totalKib: (n + 8) * 64 * GiB, domains: doms });
+    manager = new Manager({
+      xs: followTargetWrites(managerXs, (d, k) => host.observeTarget(d, k)),
+      host,
+      clock: realClock,
+      config: parseConfig({ service: { minPassIntervalMs, sweepIntervalMs: 3_600_000, convergePollMs: 60_000 } }),
+      logger: pino({ level: 'silent' }),
+    });
+    let passes = 0;
+    manager.on('pass', (_p: PassReport) => passes++);
+    await manager.start();
+    // Let discovery and the initial passes settle.
+    for (let quiet = 0, last = -1; quiet < 3; ) {
+      await new Promise((r) => setTimeout(r, minPassIntervalMs + 50));
+      quiet = passes === last ? quiet + 1 : 0;
+      last = passes;
+    }
+
+    // One watch per VM target on an independent connection; resolvers keyed by domid.
+    const waiting = new Map<number, (t: number) => void>();
+    await Promise.all(doms.slice(1).map((d) => watcher.watch(keys(d.domid).target, () => {
+      const t = performance.now();
+      const resolve = waiting.get(d.domid);
+      if (resolve) {
+        waiting.delete(d.domid);
+        resolve(t);
+      }
+    })));
+    await new Promise((r) => setTimeout(r, 100)); // drain the initial watch events
+
+    const commit = new Map<number, number>();
+    const lat: number[] = [];
+    for (let i = 0; i < samples; i++) {
+      const domid = 1 + (i % n);
+      const c = (commit.get(domid) ?? 1 * GiB) + 512 * MiB;
+      commit.set(domid, c);
+      const seen = new Promise<number>((resolve, reject) => {
+        waiting.set(domid, resolve);
+        setTimeout(() => reject(new Error(`vm${domid}: no target written within 5 s (sample ${i})`)), 5000).unref();
+      });
+      const t0 = performance.now();
+      await tools.write(keys(domid).report, encodeGuestReport(agentReport(i + 1, c)));
+      lat.push((await seen) - t0);
+      await new Promise((r) => setTimeout(r, minPassIntervalMs + 5));
+    }
+    lat.sort((a, b) => a - b);
+    return { p50Ms: quantile(lat, 0.5), p99Ms: quantile(lat, 0.99) };
+  } finally {
+    await manager?.stop();
+    for (const c of [managerXs, watcher, tools]) await c.close().catch(() => {});
+    await daemon.stop();
+  }
+}
