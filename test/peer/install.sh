@@ -20,10 +20,17 @@ PKGS=(xen-utils-4.17 xenstore-utils libxenstore4 libxenevtchn1 libxengnttab1 lib
 
 say() { echo "xmem peer install: $*" >&2; }
 
-if [[ -x "$ROOT/usr/lib/xen-4.17/bin/xenstored" && -x "$ROOT/usr/lib/xen-4.17/bin/oxenstored" \
-      && -f "$SHIM" && "$SHIM" -nt "$HERE/xs-nohv-shim.c" ]]; then
-  echo "$CACHE"; exit 0
-fi
+ready() {
+  [[ -x "$ROOT/usr/lib/xen-4.17/bin/xenstored" && -x "$ROOT/usr/lib/xen-4.17/bin/oxenstored" \
+     && -x "$ROOT/usr/bin/xenstore-read" && -f "$SHIM" && "$SHIM" -nt "$HERE/xs-nohv-shim.c" ]]
+}
+if ready; then echo "$CACHE"; exit 0; fi
+
+# Test workers may call this concurrently on a fresh machine: one installs, the others wait.
+mkdir -p "$CACHE"
+exec 9>"$CACHE/.lock"
+flock 9
+if ready; then echo "$CACHE"; exit 0; fi
 
 command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null \
   || { say "needs apt-get and dpkg-deb (Debian 12 bookworm)"; exit 1; }

@@ -82,12 +82,26 @@ export function ringTransport(ringDir: string, domid: number, opts: { pollMs?: n
       if (kicked) kick();
     };
 
+    // Idle: poll every pollMs (watch events). Right after a request: spin on setImmediate for
+    // a couple of milliseconds, since the reply usually comes within tens of microseconds.
     const timer = setInterval(pump, opts.pollMs ?? 1);
+    let spinUntil = 0;
+    let spinning = false;
+    const spin = () => {
+      pump();
+      if (!closed && performance.now() < spinUntil) setImmediate(spin);
+      else spinning = false;
+    };
     const t: Transport = {
       describe: `ring:${ringDir}/ring-${domid}`,
       write: (frame) => {
         out.push(frame);
         pump();
+        spinUntil = performance.now() + 2;
+        if (!spinning) {
+          spinning = true;
+          setImmediate(spin);
+        }
       },
       close: () => {
         if (closed) return;
