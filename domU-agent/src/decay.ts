@@ -1,40 +1,62 @@
 /**
- * PSI averages decay exponentially when no new stall arrives: the kernel recomputes them every
- * PSI_FREQ (2 s + 1 jiffy) as avg = avg·e + sample·(1−e), with fixed-point factors e over
- * FIXED_1 = 2048 (kernel/sched/psi.c: EXP_10s 1677, EXP_60s 1981, EXP_300s 2034). With no stall
- * the sample is 0, so after n periods avg = avg0·eⁿ and we can compute when a value will fall
- * below a level instead of sampling until it does (the seed idea from the Qualcomm guest daemon).
+ * PSI averages decay exponentially when no new stall arrives: every PSI_FREQ (2 s + 1 jiffy) the
+ * kernel recomputes avg = calc_load(avg, EXP, stall%) in 11-bit fixed point (kernel/sched/psi.c,
+ * EXP_10s 1677, EXP_60s 1981, EXP_300s 2034 over FIXED_1 = 2048) and prints it truncated to two
+ * decimals. With no stall, after n periods avg ≈ avg0·(EXP/2048)ⁿ, so the agent can compute when
+ * a value will fall below a level and sleep until then instead of sampling until it does (the
+ * seed idea from the Qualcomm guest daemon). The computation iterates the kernel's own integer
+ * step, because its rounding makes small values fall faster than the pure exponential.
  */
 export const PSI_PERIOD_MS = 2000;
 /** One jiffy at HZ=100, the slowest common tick; the period is 2 s + 1 jiffy. */
 const PERIOD_SLACK_MS = 10;
 /** Margin after the computed update so the value read is already the decayed one. */
 const WAKE_MARGIN_MS = 50;
+const FIXED_1 = 2048;
 
-export const DECAY = { avg10: 1677 / 2048, avg60: 1981 / 2048, avg300: 2034 / 2048 } as const;
+export type AvgKey = 'avg10' | 'avg60' | 'avg300';
+export const EXP_FIXED: Record<AvgKey, number> = { avg10: 1677, avg60: 1981, avg300: 2034 };
+/** Per-period factor, for reasoning and tests. */
+export const DECAY: Record<AvgKey, number> = { avg10: 1677 / FIXED_1, avg60: 1981 / FIXED_1, avg300: 2034 / FIXED_1 };
 
-/**
- * Number of kernel averaging periods until `avg` (percent) falls strictly below `level`,
- * assuming no new stall. 0 when it already is; Infinity for a non-positive level.
- */
-export function periodsUntilBelow(avg: number, level: number, factor: number): number {
-  if (avg < level) return 0;
-  if (level <= 0) return Infinity;
-  // avg·factorⁿ < level  ⇔  n > ln(level/avg)/ln(factor)  (ln(factor) < 0)
-  const n = Math.floor(Math.log(level / avg) / Math.log(factor)) + 1;
-  // Guard against floating error at the boundary: step until the product is really below.
-  let k = Math.max(0, n - 1);
-  while (avg * factor ** k >= level) k++;
-  return k;
+/** What /proc/pressure prints for a fixed-point average (LOAD_INT.LOAD_FRAC, truncated). */
+function printed(fixed: number): number {
+  return Math.floor(fixed / FIXED_1) + Math.floor(((fixed % FIXED_1) * 100) / FIXED_1) / 100;
+}
+
+/** The largest fixed-point value that prints as `pct`: the hidden state can be anything up to it. */
+function largestFixed(pct: number): number {
+  const hundredths = Math.round(pct * 100);
+  const whole = Math.floor(hundredths / 100);
+  const frac = hundredths % 100;
+  return whole * FIXED_1 + Math.ceil(((frac + 1) * FIXED_1) / 100) - 1;
 }
 
 /**
- * Milliseconds after an observation at which the value is sure to have decayed below `level`:
- * the kernel's next update may fall anywhere in the first period, so n periods always fit in
+ * Kernel averaging periods until a printed average `avg` prints strictly below `level`,
+ * assuming no new stall and the largest hidden value consistent with `avg` (so never early).
+ * 0 when it already is below; Infinity for a level that can never be passed (≤ 0).
+ */
+export function periodsUntilBelow(avg: number, level: number, key: AvgKey): number {
+  if (avg < level) return 0;
+  if (level <= 0) return Infinity;
+  let fixed = largestFixed(avg);
+  let n = 0;
+  // calc_load(load, exp, 0) = load·exp / FIXED_1, rounded down. ≤ ~4000 steps even for avg300 from 100 %.
+  while (printed(fixed) >= level && fixed > 0) {
+    fixed = Math.floor((fixed * EXP_FIXED[key]) / FIXED_1);
+    n++;
+  }
+  return n;
+}
+
+/**
+ * Milliseconds after an observation by which the value has surely decayed below `level`: the
+ * kernel's next update may fall anywhere in the first period, so n periods always fit in
  * n·(2 s + slack) after the observation.
  */
-export function msUntilBelow(avg: number, level: number, factor: number): number {
-  const n = periodsUntilBelow(avg, level, factor);
+export function msUntilBelow(avg: number, level: number, key: AvgKey): number {
+  const n = periodsUntilBelow(avg, level, key);
   if (n === 0) return 0;
   if (!Number.isFinite(n)) return Infinity;
   return n * (PSI_PERIOD_MS + PERIOD_SLACK_MS) + WAKE_MARGIN_MS;
@@ -65,7 +87,7 @@ export function decayReportAt(at: number, reported: DecayingAverages, calm: numb
   for (const key of ['avg10', 'avg60'] as const) {
     const level = nextLevelDown(reported[key], calm);
     if (level === null) continue;
-    const t = at + msUntilBelow(reported[key], level, DECAY[key]);
+    const t = at + msUntilBelow(reported[key], level, key);
     if (best === null || t < best) best = t;
   }
   return best;

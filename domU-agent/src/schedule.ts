@@ -1,4 +1,4 @@
-import { decayReportAt, decayedPastLevel, DECAY, msUntilBelow, nextLevelDown } from './decay.js';
+import { decayReportAt, decayedPastLevel, msUntilBelow, nextLevelDown } from './decay.js';
 
 /**
  * When to read what, and when a report is worth a xenstore write. Pure: time comes in as
@@ -201,7 +201,7 @@ export class Planner {
     for (const key of ['avg10', 'avg60'] as const) {
       const level = nextLevelDown(reported[key], this.cfg.psiCalm);
       if (level === null) continue;
-      const t = now + Math.max(this.cfg.psiIntervalMs, msUntilBelow(seen[key], level, DECAY[key]));
+      const t = now + Math.max(this.cfg.psiIntervalMs, msUntilBelow(seen[key], level, key));
       if (best === null || t < best) best = t;
     }
     return best;
