@@ -39,7 +39,8 @@ const MIN_TOTAL_MEMORY_TRANSFER = 150 * 1024 * 1024;
 const MIN_MEM_CHANGE_WHEN_UNDER_PREF = 15 * 1024 * 1024;
 const LOW_MEM_DONOR_MIN = 10 * 1024 * 1024;
 
-interface Dom {
+/** One domain as qmemman's DomainState sees it (bytes). Exported for the golden tests. */
+export interface QmemmanDom {
   vm: VmSnapshot;
   isDom0: boolean;
   memUsed: number | null;
@@ -51,13 +52,13 @@ interface Dom {
   minPref: number;
 }
 
-interface Constants {
+export interface QmemmanConstants {
   cacheFactor: number;
   minPrefmem: number;
   dom0Boost: number;
 }
 
-export function prefMem(d: Dom, c: Constants): number {
+export function prefMem(d: QmemmanDom, c: QmemmanConstants): number {
   let used = d.memUsed! * c.cacheFactor;
   if (d.isDom0) {
     used += c.dom0Boost;
@@ -81,21 +82,21 @@ function usedBytes(vm: VmSnapshot): number | null {
 }
 
 type Role = 'donor' | 'acceptor';
-interface Request {
-  dom: Dom;
+export interface QmemmanRequest {
+  dom: QmemmanDom;
   target: number;
   role: Role;
   why: string;
 }
 
 /** algo.balance(): returns the requests in qmemman's order (donors first). */
-function balance(xenFreeMem: number, doms: Dom[], c: Constants): { requests: Request[]; mode: string; skipped: Map<Dom, string> } {
-  const skipped = new Map<Dom, string>();
+export function qmemmanBalance(xenFreeMem: number, doms: QmemmanDom[], c: QmemmanConstants): { requests: QmemmanRequest[]; mode: string; skipped: Map<QmemmanDom, string> } {
+  const skipped = new Map<QmemmanDom, string>();
   let totalNeeded = 0;
   let totalPref = 0;
   let totalPrefAcceptors = 0;
-  const donors: Dom[] = [];
-  const acceptors: Dom[] = [];
+  const donors: QmemmanDom[] = [];
+  const acceptors: QmemmanDom[] = [];
   const active = doms.filter((d) => d.memUsed !== null && !d.noProgress);
   for (const d of active) {
     const pref = prefMem(d, c);
@@ -111,7 +112,7 @@ function balance(xenFreeMem: number, doms: Dom[], c: Constants): { requests: Req
   const totalAvailable = xenFreeMem - totalNeeded;
 
   if (totalAvailable > 0) {
-    const targets = new Map<Dom, number>();
+    const targets = new Map<QmemmanDom, number>();
     let memLeft = 0;
     let acceptorsCount = 0;
     for (const d of active) {
@@ -143,8 +144,8 @@ function balance(xenFreeMem: number, doms: Dom[], c: Constants): { requests: Req
       memLeft = newMemLeft;
       acceptorsCount = newAcceptors;
     }
-    const donorRq: Request[] = [];
-    const acceptorRq: Request[] = [];
+    const donorRq: QmemmanRequest[] = [];
+    const acceptorRq: QmemmanRequest[] = [];
     const why = `enough memory: pref plus a share ∝ pref of ${fmt(totalAvailable / 1024)} available`;
     for (const [d, target] of targets) {
       if (target < d.memActual) donorRq.push({ dom: d, target, role: 'donor', why });
@@ -154,7 +155,7 @@ function balance(xenFreeMem: number, doms: Dom[], c: Constants): { requests: Req
   }
 
   // balance_when_low_on_mem
-  const requests: Request[] = [];
+  const requests: QmemmanRequest[] = [];
   let squeezed = xenFreeMem;
   for (const d of donors) {
     const avail = -(prefMem(d, c) - d.memActual);
@@ -179,7 +180,7 @@ function balance(xenFreeMem: number, doms: Dom[], c: Constants): { requests: Req
   return { requests, mode, skipped };
 }
 
-function isSignificant(requests: Request[], xenfree: number, c: Constants): { ok: boolean; why: string } {
+function isSignificant(requests: QmemmanRequest[], xenfree: number, c: QmemmanConstants): { ok: boolean; why: string } {
   if (XEN_FREE_MEM_LEFT - xenfree > MIN_MEM_CHANGE_WHEN_UNDER_PREF) return { ok: true, why: 'Xen free memory too low' };
   let total = 0;
   for (const rq of requests) {
@@ -195,14 +196,14 @@ function isSignificant(requests: Request[], xenfree: number, c: Constants): { ok
 }
 
 export function decideQmemman(snap: HostSnapshot, cfg: PolicyConfig): PolicyResult {
-  const c: Constants = {
+  const c: QmemmanConstants = {
     cacheFactor: cfg.qmemman['cache-margin-factor'],
     minPrefmem: cfg.qmemman['vm-min-mem'],
     dom0Boost: cfg.qmemman['dom0-mem-boost'],
   };
   const decisions: VmDecision[] = [];
   const history: Record<number, VmHistory> = {};
-  const doms: Dom[] = [];
+  const doms: QmemmanDom[] = [];
   let assignedButUnused = 0;
   let pinnedGrowth = 0;
   for (const vm of snap.vms) {
@@ -231,7 +232,7 @@ export function decideQmemman(snap: HostSnapshot, cfg: PolicyConfig): PolicyResu
   }
   const reserved = snap.reservations.reduce((s, r) => s + r.kib, 0) * 1024;
   const xenfree = Math.trunc(snap.freeKib * 1024 * MEM_OVERHEAD_FACTOR) - assignedButUnused - reserved - pinnedGrowth;
-  const { requests, mode, skipped } = balance(xenfree - XEN_FREE_MEM_LEFT, doms, c);
+  const { requests, mode, skipped } = qmemmanBalance(xenfree - XEN_FREE_MEM_LEFT, doms, c);
   const sig = isSignificant(requests, xenfree, c);
   const byDom = new Map(requests.map((r) => [r.dom, r]));
 

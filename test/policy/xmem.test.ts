@@ -1,0 +1,305 @@
+import { describe, expect, it } from 'vitest';
+import { decide } from '../../src/policy/index.js';
+import { EMPTY_HISTORY, type HostSnapshot, type VmDecision } from '../../src/policy/types.js';
+import { G, M, cfg, host, psi, sum, vm, xmemSignal } from './helpers.js';
+
+const free = cfg({ surplus: 'free' });
+const byName = (ds: VmDecision[]) => Object.fromEntries(ds.map((d) => [d.name, d]));
+/** Hand-computed ideal/floor for the helpers' report: cache = max(64M, 0.15 × commit, Active(file)=32M). */
+const cacheOf = (commit: number) => Math.max(64 * M, Math.round(0.15 * commit), 32 * M);
+const idealOf = (commit: number, unrec = 0) => Math.max(commit, unrec) + cacheOf(commit) + 64 * M;
+const floorOf = (unrec: number) => unrec + 100 * M + 64 * M;
+
+describe('xmem policy: estimates', () => {
+  it('ideal = Committed_AS + cache + MemTotal gap; floor = unreclaimable + headroom + gap', () => {
+    const snap = host([vm(1, { actualKib: 1 * G, signal: xmemSignal({ allocation: 1 * G, commit: 1200 * M, unrec: 600 * M }) })], { freeKib: 8 * G });
+    const d = decide(snap, free).decisions[0]!;
+    expect(d.idealKib).toBe(idealOf(1200 * M));
+    expect(d.floorKib).toBe(floorOf(600 * M));
+    expect(d.targetKib).toBe(idealOf(1200 * M)); // growth is immediate, surplus kept free
+    expect(d.change).toBe('grow');
+    expect(d.maxmemKib).toBe(d.targetKib + 1024);
+    expect(d.reason).toMatch(/Committed_AS 1\.17G \+ cache 180M \+ gap 64M/);
+  });
+
+  it('the floor is at least the per-VM min (override, else vmMin); everything within the ceiling', () => {
+    const tiny = xmemSignal({ allocation: 512 * M, commit: 10 * M, unrec: 10 * M });
+    const snap = host([
+      vm(1, { actualKib: 512 * M, signal: tiny }),
+      vm(2, { actualKib: 512 * M, signal: tiny, override: { minKib: 400 * M } }),
+      vm(3, { actualKib: 512 * M, staticMaxKib: 1 * G, signal: xmemSignal({ allocation: 512 * M, commit: 4 * G, unrec: 100 * M }) }),
+    ]);
+    const d = byName(decide(snap, free).decisions);
+    expect(d.vm1!.floorKib).toBe(Math.max(200 * M, floorOf(10 * M)));
+    expect(d.vm2!.floorKib).toBe(400 * M);
+    expect(d.vm3!.idealKib).toBe(1 * G);
+    expect(d.vm3!.targetKib).toBe(1 * G);
+  });
+
+  it('dom0 has its own floor and boost', () => {
+    const snap = host([vm(0, { actualKib: 2 * G, signal: xmemSignal({ allocation: 2 * G, commit: 300 * M, unrec: 200 * M }) })], { freeKib: 8 * G });
+    const d = decide(snap, free).decisions[0]!;
+    expect(d.floorKib).toBe(1 * G);
+    expect(d.idealKib).toBe(Math.max(1 * G, idealOf(300 * M) + 350 * M));
+  });
+});
+
+describe('xmem policy: sharing', () => {
+  const two = (freeKib: number, w2 = 1): HostSnapshot =>
+    host(
+      [
+        vm(1, { actualKib: 1 * G, signal: xmemSignal({ allocation: 1 * G, commit: 2 * G, unrec: 500 * M }) }),
+        vm(2, { actualKib: 1 * G, signal: xmemSignal({ allocation: 1 * G, commit: 1 * G, unrec: 300 * M }), override: w2 === 1 ? null : { weight: w2 } }),
+      ],
+      { freeKib },
+    );
+
+  it('enough memory, surplus proportional: ideal plus a share ∝ weight × ideal; Σ = pool', () => {
+    const freeKib = 6 * G;
+    const r = decide(two(freeKib), cfg({ surplus: 'proportional' }));
+    const pool = freeKib - 64 * M + 2 * G;
+    const [a, b] = r.decisions;
+    const surplus = pool - idealOf(2 * G) - idealOf(1 * G);
+    expect(a!.targetKib).toBe(idealOf(2 * G) + Math.floor((surplus * idealOf(2 * G)) / (idealOf(2 * G) + idealOf(1 * G))));
+    expect(sum(r.decisions.map((d) => d.targetKib))).toBeLessThanOrEqual(pool);
+    expect(sum(r.decisions.map((d) => d.targetKib))).toBeGreaterThanOrEqual(pool - 2);
+    expect(b!.reason).toMatch(/enough memory: ideal .* plus [\d.]+[MG] of the [\d.]+G surplus \(proportional\)/);
+    expect(r.summary).toMatch(/^xmem: enough memory/);
+  });
+
+  it('surplus free: targets are the ideals, the rest stays free', () => {
+    const r = decide(two(6 * G), free);
+    expect(r.decisions.map((d) => d.targetKib)).toEqual([idealOf(2 * G), idealOf(1 * G)]);
+  });
+
+  it('scarcity: floor + the same fraction of (ideal − floor) for equal weights, never below floor', () => {
+    const pool = floorOf(500 * M) + floorOf(300 * M) + 600 * M;
+    const freeKib = pool + 64 * M - 2 * G;
+    const r = decide(two(freeKib), free);
+    const [a, b] = r.decisions;
+    const fa = (a!.targetKib - a!.floorKib) / (a!.idealKib - a!.floorKib);
+    const fb = (b!.targetKib - b!.floorKib) / (b!.idealKib - b!.floorKib);
+    expect(fa).toBeCloseTo(fb, 4);
+    expect(fa).toBeGreaterThan(0);
+    expect(fa).toBeLessThan(1);
+    expect(sum(r.decisions.map((d) => d.targetKib))).toBeLessThanOrEqual(pool);
+    expect(a!.reason).toMatch(/^scarcity \(pool [\d.]+G < wanted [\d.]+G\): \d+% of the way from floor/);
+  });
+
+  it('scarcity with weights: weight 3 gets three times the fraction (until it is full)', () => {
+    const pool = floorOf(500 * M) + floorOf(300 * M) + 400 * M;
+    const r = decide(two(pool + 64 * M - 2 * G, 3), free);
+    const [a, b] = r.decisions;
+    const fa = (a!.targetKib - a!.floorKib) / (a!.idealKib - a!.floorKib);
+    const fb = (b!.targetKib - b!.floorKib) / (b!.idealKib - b!.floorKib);
+    expect(fb / fa).toBeCloseTo(3, 3);
+  });
+
+  it('deficit: VMs above their floor go to it; one below shares the rest; nobody pushed under', () => {
+    const snap = host(
+      [
+        vm(1, { actualKib: 2 * G, signal: xmemSignal({ allocation: 2 * G, commit: 1 * G, unrec: 600 * M }) }),
+        // A small VM whose admin minimum is far above what it has now.
+        vm(2, { actualKib: 400 * M, override: { minKib: 1700 * M }, signal: xmemSignal({ allocation: 400 * M, commit: 300 * M, unrec: 200 * M }) }),
+      ],
+      { freeKib: 0 },
+    );
+    const pool = 0 - 64 * M + 2 * G + 400 * M;
+    expect(pool).toBeLessThan(floorOf(600 * M) + 1700 * M);
+    const r = decide(snap, free);
+    const [a, b] = r.decisions;
+    expect(a!.targetKib).toBe(floorOf(600 * M));
+    expect(b!.targetKib).toBe(pool - floorOf(600 * M));
+    expect(b!.targetKib).toBeGreaterThan(400 * M);
+    expect(b!.targetKib).toBeLessThan(b!.floorKib);
+    expect(r.summary).toMatch(/deficit/);
+    expect(b!.reason).toMatch(/below its floor/);
+  });
+
+  it('overcommitted: no VM is pushed below min(floor, allocation) even if Σ exceeds the pool', () => {
+    const snap = host(
+      [vm(1, { actualKib: 1 * G, signal: xmemSignal({ allocation: 1 * G, commit: 2 * G, unrec: 900 * M }) })],
+      { freeKib: 0, reservations: [{ id: 'big', forName: 'new', kib: 4 * G }] },
+    );
+    const r = decide(snap, free);
+    expect(r.decisions[0]!.targetKib).toBe(1 * G);
+    expect(r.summary).toMatch(/OVERCOMMITTED/);
+  });
+
+  it('reservations and the host free reserve are never handed out', () => {
+    const vms = two(3 * G).vms;
+    const plain = decide(host(vms, { freeKib: 3 * G }), cfg({ surplus: 'proportional' }));
+    const reserved = decide(host(vms, { freeKib: 3 * G, reservations: [{ id: 'r1', forName: 'x', kib: 1 * G }] }), cfg({ surplus: 'proportional' }));
+    const total = (r: typeof plain) => sum(r.decisions.map((d) => d.targetKib));
+    expect(total(plain)).toBeLessThanOrEqual(3 * G + 2 * G - 64 * M);
+    expect(total(reserved)).toBeLessThanOrEqual(3 * G + 2 * G - 64 * M - 1 * G);
+    const bigReserve = decide(host(vms, { freeKib: 3 * G }), cfg({ surplus: 'proportional', hostFreeReserve: '512M' }));
+    expect(total(bigReserve)).toBeLessThanOrEqual(3 * G + 2 * G - 512 * M);
+  });
+
+  it('surplus dom0: the surplus goes to dom0 up to its ceiling', () => {
+    const snap = host(
+      [
+        vm(0, { actualKib: 2 * G, staticMaxKib: 4 * G, signal: xmemSignal({ allocation: 2 * G, commit: 500 * M, unrec: 300 * M }) }),
+        vm(1, { actualKib: 512 * M, signal: xmemSignal({ allocation: 512 * M, commit: 500 * M, unrec: 300 * M }) }),
+      ],
+      { freeKib: 8 * G },
+    );
+    const d = byName(decide(snap, cfg({ surplus: 'dom0' })).decisions);
+    expect(d.dom0!.targetKib).toBe(4 * G);
+    expect(d.vm1!.targetKib).toBe(d.vm1!.idealKib);
+  });
+});
+
+describe('xmem policy: held VMs', () => {
+  it('paused, dying, stuck, pinned and signal-less VMs are held, with a reason, and never squeezed', () => {
+    const sig = xmemSignal({ allocation: 2 * G, commit: 500 * M, unrec: 300 * M });
+    const snap = host(
+      [
+        vm(1, { actualKib: 2 * G, paused: true, signal: sig }),
+        vm(2, { actualKib: 2 * G, dying: true, signal: sig }),
+        vm(3, { actualKib: 2 * G, targetKib: 1 * G, stuck: true, signal: sig }),
+        vm(4, { actualKib: 2 * G, override: { pinKib: 1536 * M }, signal: sig }),
+        vm(5, { actualKib: 2 * G, signal: { kind: 'none', why: 'report invalid at total' } }),
+        vm(6, { actualKib: 2 * G, signal: { ...sig, ageMs: 60_000 } as typeof sig }),
+        vm(7, { actualKib: 1 * G, signal: xmemSignal({ allocation: 1 * G, commit: 3 * G, unrec: 900 * M }) }),
+      ],
+      { freeKib: 0 },
+    );
+    const d = byName(decide(snap, free).decisions);
+    expect(d.vm1).toMatchObject({ targetKib: 2 * G, managed: false, change: 'hold' });
+    expect(d.vm1!.reason).toMatch(/^paused: held at 2\.00G/);
+    expect(d.vm2).toMatchObject({ targetKib: 2 * G, managed: false });
+    expect(d.vm3).toMatchObject({ targetKib: 1 * G, managed: false });
+    expect(d.vm4).toMatchObject({ targetKib: 1536 * M, managed: false, change: 'shrink' });
+    expect(d.vm5).toMatchObject({ targetKib: 2 * G, managed: false });
+    expect(d.vm5!.reason).toMatch(/no valid guest signal \(report invalid at total\)/);
+    expect(d.vm6!.reason).toMatch(/60 s old/);
+    // The one managed VM gets nothing from the held ones: it keeps what it has.
+    expect(d.vm7).toMatchObject({ targetKib: 1 * G, managed: true });
+  });
+
+  it('noSignalTarget: a fixed safe target instead of holding, never below the VM min', () => {
+    const snap = host([vm(1, { actualKib: 2 * G }), vm(2, { actualKib: 2 * G, override: { minKib: 1536 * M } })]);
+    const d = byName(decide(snap, cfg({ noSignalTarget: '1G' })).decisions);
+    expect(d.vm1!.targetKib).toBe(1 * G);
+    expect(d.vm2!.targetKib).toBe(1536 * M);
+  });
+});
+
+describe('xmem policy: pressure, moderation, probing, hysteresis', () => {
+  const base = { allocation: 2 * G, commit: 1 * G, unrec: 500 * M };
+  const at = (nowMs: number, o: { psi?: ReturnType<typeof psi> | null; history?: typeof EMPTY_HISTORY; actual?: number }) =>
+    host([vm(1, { actualKib: o.actual ?? 2 * G, staticMaxKib: 6 * G, signal: xmemSignal({ ...base, allocation: o.actual ?? 2 * G, psi: o.psi ?? null }), history: o.history ?? EMPTY_HISTORY })], { nowMs, freeKib: 16 * G });
+
+  it('a fresh stall grows the VM beyond its ideal at once (senpai backoff, at least growMin)', () => {
+    const calm = decide(at(0, { psi: psi({ stot: 1_000_000 }) }), free);
+    const h = calm.history[1]!;
+    const stalled = decide(at(1000, { psi: psi({ stot: 1_000_000 + 200_000, s10: 3 }), history: h }), free);
+    const d = stalled.decisions[0]!;
+    // err = max(200 ms / 10 ms, 3 % / 1 %) = 20 → (20/20)² = 100 % of max(ideal, 2 GiB).
+    expect(d.targetKib).toBe(Math.min(6 * G, 2 * G + 2 * G));
+    expect(d.targetKib).toBeGreaterThan(d.idealKib);
+    expect(d.reason).toMatch(/pressure \(PSI some avg10 3\.00%, stall \+200 ms\)/);
+    expect(stalled.history[1]!.lastPressureMs).toBe(1000);
+  });
+
+  it('a small stall still buys growMin; the same report seen twice does not grow twice', () => {
+    const h0 = decide(at(0, { psi: psi({ stot: 0 }) }), free).history[1]!;
+    const r1 = decide(at(1000, { psi: psi({ stot: 15_000 }), history: h0 }), free);
+    const t1 = r1.decisions[0]!.targetKib;
+    expect(t1).toBe(2 * G + 64 * M);
+    const r2 = decide(at(1500, { psi: psi({ stot: 15_000 }), history: r1.history[1]!, actual: t1 }), free);
+    expect(r2.decisions[0]!.targetKib).toBe(t1);
+  });
+
+  it('memory given for pressure comes back only after holdMs and PSI decay, then step by step', () => {
+    const h0 = decide(at(0, { psi: psi({ stot: 0 }) }), free).history[1]!;
+    const grown = decide(at(1000, { psi: psi({ stot: 500_000, s10: 5 }), history: h0 }), free);
+    let h = grown.history[1]!;
+    let actual = grown.decisions[0]!.targetKib;
+    // Within holdMs (30 s): held even though PSI is calm.
+    let r = decide(at(20_000, { psi: psi({ stot: 500_000 }), history: h, actual }), free);
+    expect(r.decisions[0]!.targetKib).toBe(actual);
+    expect(r.decisions[0]!.reason).toMatch(/holding .* after pressure/);
+    // After holdMs but avg60 still high: held until PSI decays.
+    r = decide(at(40_000, { psi: psi({ stot: 500_000, s10: 0.05, s60: 0.8 }), history: r.history[1]!, actual }), free);
+    expect(r.decisions[0]!.targetKib).toBe(actual);
+    expect(r.decisions[0]!.reason).toMatch(/until PSI decays/);
+    // Decayed: shrinks, at most max(64M, 10 %) per 2 s, never below the ideal.
+    h = r.history[1]!;
+    const seen: number[] = [];
+    for (let t = 50_000; t < 120_000; t += 1000) {
+      r = decide(at(t, { psi: psi({ stot: 500_000 }), history: h, actual }), cfg({ surplus: 'free', hysteresis: { total: 0 }, probe: { enabled: false } }));
+      const next = r.decisions[0]!.targetKib;
+      expect(actual - next).toBeLessThanOrEqual(Math.max(64 * M, Math.round(0.1 * actual)) + 1);
+      seen.push(next);
+      h = r.history[1]!;
+      actual = next;
+    }
+    expect(seen.at(-1)).toBe(r.decisions[0]!.idealKib);
+    // Rate limit: consecutive passes 1 s apart never both shrink.
+    for (let i = 2; i < seen.length; i++) expect(seen[i - 2]! > seen[i - 1]! && seen[i - 1]! > seen[i]!).toBe(false);
+  });
+
+  it('probing: a calm VM is offered slowly less than its ideal, never below its floor', () => {
+    let h = EMPTY_HISTORY;
+    let actual = 2 * G;
+    const c = cfg({ surplus: 'free', hysteresis: { total: 0 } });
+    let r = decide(at(0, { psi: psi(), history: h, actual }), c);
+    const ideal = r.decisions[0]!.idealKib;
+    const floor = r.decisions[0]!.floorKib;
+    const targets: number[] = [];
+    for (let t = 0; t < 3_600_000; t += 6000) {
+      r = decide(at(t, { psi: psi(), history: h, actual }), c);
+      h = r.history[1]!;
+      actual = r.decisions[0]!.targetKib;
+      targets.push(actual);
+    }
+    expect(Math.min(...targets)).toBeLessThan(ideal);
+    expect(targets.at(-1)).toBe(floor);
+    for (let i = 1; i < targets.length; i++) expect(targets[i]!).toBeLessThanOrEqual(targets[i - 1]!);
+    // One probe step is about 1 % of the demand.
+    const steps = targets.slice(1).map((x, i) => targets[i]! - x).filter((x) => x > 0 && targets[0]! <= ideal);
+    expect(Math.max(...steps)).toBeLessThanOrEqual(Math.max(64 * M, 0.1 * 2 * G) + 1);
+  });
+
+  it('hysteresis: a small total change is held; a big one is applied', () => {
+    const snap = (commit: number): HostSnapshot =>
+      host([vm(1, { actualKib: 2 * G, targetKib: 2 * G, signal: xmemSignal({ allocation: 2 * G, commit, unrec: 500 * M }), history: { ...EMPTY_HISTORY, wantKib: 2 * G } })], { freeKib: 8 * G });
+    // ideal = 1760M + 15 % cache (264M) + gap 64M = 2 GiB + 40 MiB: held.
+    const small = decide(snap(1760 * M), free).decisions[0]!;
+    expect(small.idealKib).toBe(2 * G + 40 * M);
+    expect(small.change).toBe('hold');
+    expect(small.reason).toMatch(/below the 150M threshold/);
+    const big = decide(snap(3 * G), free).decisions[0]!;
+    expect(big.change).toBe('grow');
+  });
+
+  it('hysteresis never holds a VM below its floor', () => {
+    const snap = host([vm(1, { actualKib: 1 * G, signal: xmemSignal({ allocation: 1 * G, commit: 1 * G, unrec: 1 * G - 160 * M }) })], { freeKib: 8 * G });
+    const d = decide(snap, free).decisions[0]!;
+    expect(d.floorKib).toBeGreaterThan(1 * G);
+    expect(d.targetKib).toBeGreaterThanOrEqual(d.floorKib);
+  });
+});
+
+describe('every policy: reasons and shape', () => {
+  it.each(['xmem', 'qmemman', 'squeezed', 'static'] as const)('%s: one decision per VM, each reason names a size', (policy) => {
+    const snap = host([
+      vm(0, { actualKib: 2 * G, signal: xmemSignal({ allocation: 2 * G, commit: 1 * G, unrec: 500 * M }) }),
+      vm(1, { actualKib: 1 * G, signal: { kind: 'qubes', usedKib: 400 * M, ageMs: 0 } }),
+      vm(2, { actualKib: 1 * G, signal: { kind: 'xapi', freeKib: 300 * M, totalKib: 900 * M, ageMs: 0 } }),
+      vm(3, { actualKib: 1 * G, paused: true }),
+    ]);
+    const r = decide(snap, cfg({ policy }));
+    expect(r.decisions.map((d) => d.domid).sort()).toEqual([0, 1, 2, 3]);
+    for (const d of r.decisions) {
+      expect(d.reason).toMatch(/\d+(\.\d+)?[MG]\b/);
+      expect(d.reason).not.toMatch(/NaN|undefined|Infinity/);
+      expect(Number.isInteger(d.targetKib)).toBe(true);
+      expect(Object.keys(r.history).map(Number)).toContain(d.domid);
+    }
+    expect(r.summary.startsWith(policy)).toBe(true);
+  });
+});
