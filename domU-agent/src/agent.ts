@@ -84,6 +84,11 @@ export class Agent extends EventEmitter {
     this.deps.sources.close();
   }
 
+  /** Resolves when no tick is in flight (tests on a fake clock wait for this between steps). */
+  async whenIdle(): Promise<void> {
+    while (this.running) await this.running;
+  }
+
   /** For tests and logs: the Qubes key's state. */
   get qubesStatus(): string {
     return this.qubes?.status ?? 'disabled';
