@@ -50,6 +50,8 @@ export const WorkloadSchema = z.strictObject({
     lastS: range,
     anonMiB: range,
     cacheMiB: range.default([0, 0]),
+    /** A burst builds up over this long (tabs load one after another), then ends at once. */
+    rampS: z.number().min(0).default(5),
   }).optional(),
   /** Each VM multiplies the trace by a random factor in this range (server fleets). */
   scale: range.default([1, 1]),

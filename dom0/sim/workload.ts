@@ -17,7 +17,7 @@ export interface Demand {
 export class WorkloadPlayer {
   private readonly scale: number;
   private nextBurstS: number;
-  private burst: { endS: number; anonKib: number; cacheKib: number } | null = null;
+  private burst: { startS: number; endS: number; anonKib: number; cacheKib: number } | null = null;
 
   constructor(private readonly spec: WorkloadSpec, private readonly rng: Rng) {
     this.scale = rng.between(spec.scale[0], spec.scale[1]);
@@ -33,6 +33,7 @@ export class WorkloadPlayer {
       while (!this.burst && tS >= this.nextBurstS) {
         const startS = this.nextBurstS;
         this.burst = {
+          startS,
           endS: startS + this.rng.between(b.lastS[0], b.lastS[1]),
           anonKib: this.rng.between(b.anonMiB[0], b.anonMiB[1]) * MIB,
           cacheKib: this.rng.between(b.cacheMiB[0], b.cacheMiB[1]) * MIB,
@@ -41,8 +42,9 @@ export class WorkloadPlayer {
         if (tS >= this.burst.endS) this.burst = null;
       }
     }
-    const anonKib = Math.round((anon + (this.burst?.anonKib ?? 0)) * this.scale);
-    const cacheWsKib = Math.round((cache + (this.burst?.cacheKib ?? 0)) * this.scale);
+    const ramp = this.burst && b && b.rampS > 0 ? Math.min(1, (tS - this.burst.startS) / b.rampS) : 1;
+    const anonKib = Math.round((anon + ramp * (this.burst?.anonKib ?? 0)) * this.scale);
+    const cacheWsKib = Math.round((cache + ramp * (this.burst?.cacheKib ?? 0)) * this.scale);
     return { anonKib, cacheWsKib, commitKib: anonKib + this.spec.commitExtraMiB * MIB };
   }
 
