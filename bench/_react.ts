@@ -68,7 +68,9 @@ export async function measureReactLatency(n: number, opts: ReactOptions = {}): P
       xs: followTargetWrites(managerXs, (d, k) => host.observeTarget(d, k)),
       host,
       clock: realClock,
-      config: parseConfig({ service: { minPassIntervalMs, sweepIntervalMs: 3_600_000, convergePollMs: 60_000 } }),
+      // surplus: free → every target is the VM's ideal, so each larger report moves its target
+      // (with `proportional` and this much memory every VM would sit at its ceiling).
+      config: parseConfig({ surplus: 'free', service: { minPassIntervalMs, sweepIntervalMs: 3_600_000, convergePollMs: 60_000 } }),
       logger: pino({ level: 'silent' }),
     });
     let passes = 0;

@@ -1,6 +1,6 @@
 import type { XenstoreClient } from '../../src/xenstore/types.js';
 import type { VmHistory } from '../../src/policy/types.js';
-import { keys, watchedReportKeys } from './keys.js';
+import { keys } from './keys.js';
 import type { ProgressTrack } from './progress.js';
 import { NO_KEYS, type RawGuestKeys, type SignalReading, type SignalStatus, type SignalTrack } from './signal.js';
 
@@ -15,8 +15,8 @@ export interface DomainRecord {
   refreshTarget: boolean;
   staticMaxKib: number | null;
   raw: RawGuestKeys;
-  /** Guest keys changed since they were last read (watch fired, sweep, new domain). */
-  dirty: boolean;
+  /** Guest keys to read at the next pass: those whose watch fired; all after a sweep. */
+  dirty: Set<GuestKey>;
   /** When a watch on the guest's keys last fired (manager clock). */
   arrivedMs: number | null;
   signalTrack: SignalTrack | undefined;
@@ -44,7 +44,7 @@ export async function setupDomain(
   xs: XenstoreClient,
   domid: number,
   fallbackName: string,
-  onGuestWrite: (domid: number) => void,
+  onGuestWrite: (domid: number, key: GuestKey) => void,
 ): Promise<DomainRecord> {
   const k = keys(domid);
   const [name, target, staticMax, hotplugMax, saved] = await Promise.all([
@@ -68,7 +68,7 @@ export async function setupDomain(
     refreshTarget: false,
     staticMaxKib: kibOrNull(hotplugMax) ?? original,
     raw: NO_KEYS,
-    dirty: true,
+    dirty: new Set(ALL_GUEST_KEYS),
     arrivedMs: null,
     signalTrack: undefined,
     reading: null,
@@ -80,8 +80,8 @@ export async function setupDomain(
     reasonAtMs: null,
     unwatch: [],
   };
-  for (const path of watchedReportKeys(domid)) {
-    rec.unwatch.push(await xs.watch(path, () => onGuestWrite(domid)));
+  for (const [key, path] of [['report', k.report], ['qubes', k.qubes], ['xapi', k.xapiFree]] as const) {
+    rec.unwatch.push(await xs.watch(path, () => onGuestWrite(domid, key)));
   }
   return rec;
 }
@@ -106,11 +106,21 @@ export async function readTarget(xs: XenstoreClient, domid: number): Promise<num
   return kibOrNull(await xs.tryRead(keys(domid).target));
 }
 
-/** Reads the guest-written keys (values are bounded by xenstored's 2048-byte guest quota). */
-export async function readGuestKeys(xs: XenstoreClient, domid: number): Promise<RawGuestKeys> {
+/** The guest-written sources, each read again only when its watch fires (or on a sweep). */
+export type GuestKey = 'report' | 'qubes' | 'xapi';
+export const ALL_GUEST_KEYS: readonly GuestKey[] = ['report', 'qubes', 'xapi'];
+
+/**
+ * Re-reads the given guest-written keys into `prev` (values are bounded by xenstored's
+ * 2048-byte guest quota; the parsers bound them again).
+ */
+export async function readGuestKeys(xs: XenstoreClient, domid: number, which: Set<GuestKey>, prev: RawGuestKeys): Promise<RawGuestKeys> {
   const k = keys(domid);
   const [report, qubes, xapiFree, xapiTotal] = await Promise.all([
-    xs.tryRead(k.report), xs.tryRead(k.qubes), xs.tryRead(k.xapiFree), xs.tryRead(k.xapiTotal),
+    which.has('report') ? xs.tryRead(k.report) : prev.report,
+    which.has('qubes') ? xs.tryRead(k.qubes) : prev.qubes,
+    which.has('xapi') ? xs.tryRead(k.xapiFree) : prev.xapiFree,
+    which.has('xapi') ? xs.tryRead(k.xapiTotal) : prev.xapiTotal,
   ]);
   return { report, qubes, xapiFree, xapiTotal };
 }

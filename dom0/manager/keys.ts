@@ -19,15 +19,3 @@ export const keys = (domid: number) => {
     xmemStaticMax: `${home}/memory/xmem-static-max`,
   };
 };
-
-/** The guest-written keys whose watch events trigger a pass. */
-export const watchedReportKeys = (domid: number): string[] => {
-  const k = keys(domid);
-  return [k.report, k.qubes, k.xapiFree];
-};
-
-/** Which domain a watch event path belongs to, or null for anything else. */
-export function domidOfPath(path: string): number | null {
-  const m = /^\/local\/domain\/(\d{1,5})\//.exec(path);
-  return m ? Number(m[1]) : null;
-}

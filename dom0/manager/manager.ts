@@ -8,7 +8,7 @@ import type { XenstoreClient } from '../../src/xenstore/types.js';
 import type { XmemConfig } from '../config.js';
 import type { DomainFacts, HostFacts, XenHost } from '../host/host.js';
 import { applyPlan, type Applied } from './applier.js';
-import { readGuestKeys, readTarget, setupDomain, teardownDomain, type DomainRecord } from './domain.js';
+import { ALL_GUEST_KEYS, readGuestKeys, readTarget, setupDomain, teardownDomain, type DomainRecord, type GuestKey } from './domain.js';
 import { planApply } from './plan.js';
 import { trackProgress } from './progress.js';
 import { readSignal } from './signal.js';
@@ -247,7 +247,8 @@ export class Manager extends EventEmitter {
 
   private afterPass(report: PassReport): void {
     this.emit('pass', report);
-    this.emit('state', this.state());
+    // Building the state costs ~N objects: only when someone listens (the state server does).
+    if (this.listenerCount('state') > 0) this.emit('state', this.state());
   }
 
   private async balance(seq: number, t0: number): Promise<PassReport> {
@@ -344,7 +345,7 @@ export class Manager extends EventEmitter {
     const fresh = facts.domains.filter((d) => !this.doms.has(d.domid) && !d.dying);
     await Promise.all(fresh.map(async (d) => {
       try {
-        const rec = await setupDomain(this.xs, d.domid, d.name, (domid) => this.onGuestWrite(domid));
+        const rec = await setupDomain(this.xs, d.domid, d.name, (domid, key) => this.onGuestWrite(domid, key));
         if (this.stopped) return void (await teardownDomain(rec));
         this.doms.set(d.domid, rec);
         this.log.info({ vm: rec.name, domid: d.domid, targetKib: rec.targetKib, ceilingKib: rec.staticMaxKib }, 'domain found');
@@ -354,17 +355,17 @@ export class Manager extends EventEmitter {
     }));
   }
 
-  private onGuestWrite(domid: number): void {
+  private onGuestWrite(domid: number, key: GuestKey): void {
     const rec = this.doms.get(domid);
     if (rec) {
-      rec.dirty = true;
+      rec.dirty.add(key);
       rec.arrivedMs = this.clock.now();
     }
     this.requestPass();
   }
 
   private async readDirtyGuests(): Promise<void> {
-    const dirty = [...this.doms.values()].filter((r) => r.dirty || r.refreshTarget);
+    const dirty = [...this.doms.values()].filter((r) => r.dirty.size > 0 || r.refreshTarget);
     await Promise.all(dirty.map(async (rec) => {
       if (rec.refreshTarget) {
         rec.refreshTarget = false;
@@ -375,9 +376,10 @@ export class Manager extends EventEmitter {
           rec.ownTarget = false;
         }
       }
-      if (rec.dirty) {
-        rec.dirty = false;
-        rec.raw = await readGuestKeys(this.xs, rec.domid);
+      if (rec.dirty.size > 0) {
+        const which = rec.dirty;
+        rec.dirty = new Set();
+        rec.raw = await readGuestKeys(this.xs, rec.domid, which, rec.raw);
       }
     }));
   }
@@ -474,7 +476,7 @@ export class Manager extends EventEmitter {
     this.cancelSweep = this.clock.setTimer(this.svc.sweepIntervalMs, () => {
       if (this.stopped) return;
       for (const rec of this.doms.values()) {
-        rec.dirty = true;
+        rec.dirty = new Set(ALL_GUEST_KEYS);
         rec.refreshTarget = true;
       }
       this.requestPass();

@@ -1,5 +1,5 @@
 import type { GuestSignal } from '../../src/policy/types.js';
-import { parseGuestReport, parseQubesMeminfo } from '../../src/schemas/report.js';
+import { parseGuestReport, parseQubesMeminfo, type GuestReport, type ParseResult } from '../../src/schemas/report.js';
 
 /**
  * Turns the raw, untrusted strings a guest left in xenstore into one GuestSignal. Pure.
@@ -29,6 +29,8 @@ export interface SignalTrack {
   sinceMs: number;
   /** The raw value last accepted, for the agent-less sources. */
   raw: string | null;
+  /** The last report string and its parse: a report is parsed once, not once per pass. */
+  parsed?: { text: string; result: ParseResult<GuestReport> };
 }
 
 export interface SignalReading {
@@ -66,11 +68,13 @@ export function readSignal(
   });
 
   if (raw.report !== null && raw.report !== '') {
-    const r = parseGuestReport(raw.report);
-    if (!r.ok) return none('bad', r.error);
+    const text = raw.report;
+    const parsed = prev?.parsed?.text === text ? prev.parsed : { text, result: parseGuestReport(text) };
+    const r = parsed.result;
+    if (!r.ok) return none('bad', r.error, prev ? { ...prev, parsed } : { ...emptyTrack(nowMs), parsed });
     const { seq, up } = r.value;
     const isNew = !prev || prev.seq !== seq || prev.up !== up;
-    const track: SignalTrack = isNew ? { seq, up, sinceMs: prev ? arrival : nowMs, raw: null } : prev;
+    const track: SignalTrack = isNew ? { seq, up, sinceMs: prev ? arrival : nowMs, raw: null, parsed } : prev.parsed === parsed ? prev : { ...prev, parsed };
     const ageMs = Math.max(0, nowMs - track.sinceMs);
     if (ageMs > opts.staleAfterMs) return none('stale', `report seq ${seq} unchanged for ${Math.round(ageMs / 1000)} s`, track);
     return { signal: { kind: 'xmem', report: r.value, ageMs }, status: 'ok', detail: 'xmem report', track };
