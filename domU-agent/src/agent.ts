@@ -119,7 +119,7 @@ export class Agent extends EventEmitter {
         if (r.ok) {
           obs.psi = r.value ? psiView(r.value) : null;
           if (!r.value) this.states.set('psi', 'none', 'no memory PSI on this kernel: reporting meminfo only, no stall fast path');
-          else this.states.set('psi', 'ok', 'memory PSI readable');
+          else this.states.ok('psi', 'ok', 'memory PSI readable again');
         } else {
           this.states.set('psi', `bad:${r.error}`, `cannot use memory PSI: ${r.error}`);
         }
@@ -128,7 +128,7 @@ export class Agent extends EventEmitter {
         const r = this.deps.sources.readMem();
         if (r.ok) {
           obs.mem = memView(r.value);
-          this.states.set('mem', 'ok', 'meminfo readable');
+          this.states.ok('mem', 'ok', 'meminfo readable again');
         } else {
           this.states.set('mem', `bad:${r.error}`, `cannot read meminfo: ${r.error}`);
         }
@@ -152,7 +152,7 @@ export class Agent extends EventEmitter {
       this.planner.failed(clock.now(), this.backoff());
       return;
     }
-    this.states.set('sample', 'ok', 'report sources readable');
+    this.states.ok('sample', 'ok', 'report sources readable again');
     const report = buildReport(sample.value, this.seq + 1);
     const encoded = encodeGuestReport(report);
     if (encoded.length > REPORT_MAX_BYTES) {

@@ -21,6 +21,13 @@ export class StateLog {
     this.out(message);
   }
 
+  /** Enters `state` silently the first time; logs `message` only when leaving another state. */
+  ok(topic: string, state: string, message: string): void {
+    const prev = this.states.get(topic);
+    this.states.set(topic, state);
+    if (prev !== undefined && prev !== state) this.out(message);
+  }
+
   get(topic: string): string | undefined {
     return this.states.get(topic);
   }
