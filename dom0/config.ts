@@ -41,8 +41,14 @@ export const ServiceSchema = z.strictObject({
   /** Unix socket of the state stream (`xmem top`, `xmem status`, /metrics); default
    *  $XMEM_STATE_SOCKET, else /run/xmem/state.sock. */
   stateSocket: z.string().min(1).optional(),
-  /** Unix socket for VM-start admission (qmemman.sock protocol); null disables it. */
-  admissionSocket: z.string().min(1).nullable().default(null),
+  /** xmem's VM-start admission socket (`xmem reserve`/`release`); null disables it. */
+  admissionSocket: z.string().min(1).nullable().default('/run/xmem/admission.sock'),
+  /** A qmemman.sock-compatible socket for qubesd (Qubes: /var/run/qubes/qmemman.sock); null: none. */
+  qmemmanSocket: z.string().min(1).nullable().default(null),
+  /** Group allowed to use the admission sockets (0660); default root only (0600). */
+  admissionGroup: z.union([z.string().min(1), z.number().int().min(0)]).optional(),
+  /** A held reservation expires after this if the VM never starts. */
+  reservationTimeoutMs: z.number().int().min(1000).max(3_600_000).default(120_000),
   xlPath: z.string().min(1).default('xl'),
   /** How often `xl info` recalibrates total/free memory (each xl fork is expensive). */
   xlInfoEveryMs: z.number().int().min(1000).default(60_000),
@@ -94,10 +100,22 @@ export class ConfigError extends Error {
   }
 }
 
+/** One line per problem, each naming the full path of the offending key. */
 function describe(issues: readonly z.core.$ZodIssue[], prefix: string): string {
-  return issues
-    .map((i) => `  ${[prefix, ...i.path.map(String)].filter(Boolean).join('.') || '(root)'}: ${i.message}`)
-    .join('\n');
+  const lines: string[] = [];
+  const where = (p: readonly PropertyKey[]) => [prefix, ...p.map(String)].filter(Boolean).join('.') || '(root)';
+  for (const i of issues) {
+    if (i.code === 'unrecognized_keys') {
+      for (const k of i.keys) lines.push(`  ${where([...i.path, k])}: unknown key`);
+    } else if (i.code === 'invalid_union') {
+      // A size is "number of KiB | string with a unit": say what was wrong with the string.
+      const inner = i.errors.flat().find((e) => e.code === 'custom') ?? i.errors.flat()[0];
+      lines.push(`  ${where([...i.path, ...(inner?.path ?? [])])}: ${inner?.message ?? i.message}`);
+    } else {
+      lines.push(`  ${where(i.path)}: ${i.message}`);
+    }
+  }
+  return lines.join('\n');
 }
 
 /**
