@@ -1,3 +1,4 @@
+import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import type { Transport, TransportFactory } from './transport.js';
 import { HEADER_SIZE, PAYLOAD_MAX } from './wire.js';
@@ -7,12 +8,15 @@ import { HEADER_SIZE, PAYLOAD_MAX } from './wire.js';
  * driver speaks the same framing as the socket. Node cannot poll a character device, so reads
  * are blocking reads on libuv's thread pool, one at a time; each read returns whole queued
  * messages or part of one (the client's decoder reassembles). Writes go through the same fd.
- * Caveat: a read blocked in the kernel cannot be cancelled, so after close() the pending read
- * finishes only when the next message arrives (or the process exits).
+ * Caveats: each open device holds one of libuv's thread-pool threads (4 by default) in a
+ * blocking read, so a process should keep one connection per device; and a read blocked in
+ * the kernel cannot be cancelled, so after close() it ends only when the next message
+ * arrives, the device goes away, or the process exits.
  */
 export function xenbusTransport(devicePath = '/dev/xen/xenbus'): TransportFactory {
   return async (sink) => {
-    const fh: FileHandle = await open(devicePath, 'r+');
+    // O_NOCTTY: harmless for xenbus, and keeps a terminal stand-in (tests) from becoming ours.
+    const fh: FileHandle = await open(devicePath, constants.O_RDWR | constants.O_NOCTTY);
     let closed = false;
     const buf = Buffer.allocUnsafe(HEADER_SIZE + PAYLOAD_MAX);
     // Writes are serialised so frames never interleave on the fd.
