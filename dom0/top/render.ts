@@ -169,7 +169,8 @@ function detailLines(vm: VmState, state: HostState, input: FrameInput, cols: num
   const flags = vm.flags.length ? vm.flags.join(', ') : 'none';
   out.push(fit(`psi some ${fmtPct(vm.psiSome10)}%  full ${fmtPct(vm.psiFull10)}%  ${report}  signal ${vm.signal}  flags: ${flags}`, cols));
   const when = vm.reasonAtMs === null ? '' : ` (${fmtClock(vm.reasonAtMs)}, ${fmtAge(input.nowMs - vm.reasonAtMs)} ago)`;
-  out.push(fit(`reason: ${vm.reason}${when}`, cols));
+  // Reasons carry the policy's arithmetic; wrap them rather than cut the end, which is the point.
+  out.push(...wrap(`reason${when}: ${vm.reason}`, cols, 3).map((l) => fit(l, cols)));
   const history = state.decisions.filter((d) => d.domid === vm.domid).sort((a, b) => b.atMs - a.atMs);
   out.push(fit(`target history (newest first, ${history.length} in the recent window):`, cols));
   if (history.length === 0) out.push(fit('  no target changes in the recent window', cols));

@@ -85,6 +85,15 @@ describe('renderFrame layout', () => {
     expect(f.text[22]).not.toBe('');
   });
 
+  it('wraps a long reason in the detail pane instead of cutting its end', () => {
+    const reason = 'enough memory: demand 1.06G (ideal 1.12G = Committed_AS 936M + cache 150M + gap 60M) plus 2.02G of the 8.40G surplus, floor 500M; probing 12M below ideal';
+    const f = frame({ state: hostState({ vms: [vm({ domid: 5, name: 'dev', reason })] }), view: { selected: 5, detail: true } });
+    const start = f.text.findIndex((l) => l.startsWith('reason'));
+    const joined = f.text.slice(start, start + 3).map((l) => l.trim()).join(' ');
+    expect(joined).toContain('probing 12M below ideal');
+    expect(joined.replace(/\s+/g, ' ')).toContain(reason);
+  });
+
   it('shows a disconnect banner with the reason and countdown, and keeps the last data', () => {
     const s = hostState();
     const f = frame({ conn: { state: 'down', where: '/x', reason: 'the xmem service is not running', retryAtMs: s.atMs + 3000 }, size: { cols: 120, rows: 24 } });
