@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -23,6 +23,9 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 describe.skipIf(skip !== null)('xenbus character-device transport (pty stand-in) on the real C xenstored', () => {
   let daemon: PeerDaemon;
   const bridges: ChildProcess[] = [];
+  const devices: string[] = [];
+  // The system interpreter starts faster than a version-manager shim.
+  const python = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 
   /**
    * A client on a fresh device (one bridge = one daemon connection, like each open of the real
@@ -31,6 +34,7 @@ describe.skipIf(skip !== null)('xenbus character-device transport (pty stand-in)
    */
   async function deviceClient() {
     const { dev, bridge } = await deviceFor();
+    devices.push(dev);
     const xs = await connectXenstore({ path: dev });
     const close = xs.close.bind(xs);
     xs.close = async () => {
@@ -41,7 +45,7 @@ describe.skipIf(skip !== null)('xenbus character-device transport (pty stand-in)
   }
 
   async function deviceFor(): Promise<{ dev: string; bridge: ChildProcess }> {
-    const bridge = spawn('python3', [path.join(here, '../peer/pty-bridge.py'), daemon.socketPath], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const bridge = spawn(python, [path.join(here, '../peer/pty-bridge.py'), daemon.socketPath], { stdio: ['ignore', 'pipe', 'inherit'] });
     bridges.push(bridge);
     const line = await new Promise<string>((resolve, reject) => {
       createInterface({ input: bridge.stdout! }).once('line', resolve);
@@ -60,9 +64,8 @@ describe.skipIf(skip !== null)('xenbus character-device transport (pty stand-in)
   });
 
   it('the stand-in is a character device, so the device transport is chosen', async () => {
-    const { dev } = await deviceFor();
-    expect(statSync(dev).isCharacterDevice()).toBe(true);
     const xs = await deviceClient();
+    expect(statSync(devices[0]!).isCharacterDevice()).toBe(true);
     try {
       await xs.write('/dev-test/k', 'via the device');
       expect(await xs.read('/dev-test/k')).toBe('via the device');
