@@ -40,7 +40,7 @@ mem_below() { local m; m=$(mem "$1"); [ -n "$m" ] && [ "$m" -lt "$2" ]; }
 
 # guest_create NAME MEM_MIB MAXMEM_MIB [noagent]: boots a lab guest, waits for its hooks
 guest_create() {
-  local name=$1 cfg=/tmp/$1.cfg id t0
+  local name=$1 cfg=/tmp/$1.cfg id t0 create_ms
   cat > "$cfg" <<EOF
 name = "$name"
 type = "pv"
@@ -54,11 +54,11 @@ on_crash = "preserve"
 EOF
   t0=$(now_ms)
   xl create -p "$cfg" > "/tmp/$name.create" 2>&1 || { fail "xl create $name: $(tail -3 "/tmp/$name.create")"; return 1; }
-  id=$(domid "$name")
+  create_ms=$(( $(now_ms) - t0 )); id=$(domid "$name")
   [ "${4:-}" = noagent ] && xenstore-write "/local/domain/$id/data/lab-noagent" 1
   xl unpause "$name"
   if wait_until 180 xsr "/local/domain/$id/data/labr/ready" >/dev/null; then
-    info "guest $name (domid $id, ${2} MiB, maxmem ${3} MiB) up in $(( $(now_ms) - t0 )) ms"
+    info "guest $name (domid $id, ${2} MiB, maxmem ${3} MiB) up in $(( $(now_ms) - t0 )) ms (xl create -p took $create_ms ms; guest uptime at ready $(xsr "/local/domain/$id/data/labr/ready") ms)"
   else
     fail "guest $name: hooks never came up"; guest_console "$name"; return 1
   fi
@@ -107,8 +107,9 @@ lab_pair() {
 # Agents: wait until every named guest has published an xmem report (data/xmem)
 agents_up() { local g; for g in "$@"; do xsr "$(dp "$g")/data/xmem" >/dev/null || return 1; done; }
 need_agents() {
+  local g; for g in "$@"; do agents_up "$g" || xenstore-write "$(dp "$g")/data/lab/agent" start; done
   if wait_until 120 agents_up "$@"; then return 0; fi
-  local g; for g in "$@"; do agents_up "$g" || { fail "$g: no xmem agent report (data/xmem) after 120 s"; guest_console "$g"; }; done
+  for g in "$@"; do agents_up "$g" || { fail "$g: no xmem agent report (data/xmem) after 120 s"; guest_console "$g"; }; done
   return 1
 }
 # status_json: the service's state (xmem status --json) into /tmp/status.json
