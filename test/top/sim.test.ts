@@ -58,9 +58,11 @@ describe.skipIf(skip !== null)('xmem top on a simulated host (xmem sim)', () => 
     for (const v of state.vms) expect(SCENARIO_VMS).toContain(v.name);
     expect(state.host.totalKib).toBeGreaterThan(0);
 
+    // Snapshot first, then scrape: VMs only start in this part of the scenario, so every VM of
+    // the snapshot is in the scrape.
+    const now = await fetchState({ socketPath: sock });
     const res = await httpGet({ socketPath: sock }, '/metrics');
     const { samples } = parsePromText(res.body);
-    const now = await fetchState({ socketPath: sock });
     expect(pick(samples, 'xmem_host_total_bytes')).toBe(now.host.totalKib * 1024);
     for (const v of now.vms) {
       // maxmem does not move in this scenario, so the scrape and the snapshot must agree exactly.
