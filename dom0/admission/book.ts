@@ -8,7 +8,8 @@ import type { Refusal as RefusalState } from '../../src/schemas/state.js';
  * The reservation book: memory promised to VMs about to start. The manager's policy reads it
  * (`reservations`) and treats it as used, so balancing never hands it out. A reservation lives
  * until its client releases it, disconnects, or its timeout passes (so a client that hangs
- * cannot pin memory forever). Emits 'change' whenever the set changes (the owner asks for a pass).
+ * cannot pin memory forever). Emits 'change' whenever the set changes (the owner asks for a pass) and
+ * 'expire' (LiveReservation) when a timeout ends one.
  */
 
 export interface LiveReservation {
@@ -37,6 +38,9 @@ export interface BookOptions {
 export class ReservationBook extends EventEmitter {
   private readonly live = new Map<string, { r: LiveReservation; cancel: () => void }>();
   private readonly refusalLog: RefusalState[] = [];
+  private readonly pinned = new Map<number, { kib: number; owner: string }>();
+  /** Set once the manager's policy runs through `withAdmissionPins` (set-mem needs it). */
+  pinsWired = false;
 
   private snapshotOf: () => HostSnapshot | null;
 
@@ -65,6 +69,7 @@ export class ReservationBook extends EventEmitter {
     const cancel = this.opts.clock.setTimer(timeoutMs, () => {
       if (!this.live.has(r.id)) return;
       this.release(r.id);
+      this.emit('expire', r);
       this.opts.onExpire?.(r);
     });
     this.live.set(r.id, { r, cancel });
@@ -113,6 +118,30 @@ export class ReservationBook extends EventEmitter {
     return this.list().map((r) => ({ id: r.id, forName: r.forName, kib: this.owedKib(r, snap) }));
   };
 
+  /**
+   * qmemman's set-mem: the policy holds this domain at `kib` (as a config pin would) until the
+   * owner unpins it; the manager itself writes the target, so nothing fights over it.
+   */
+  pin(domid: number, kib: number, owner: string): void {
+    this.pinned.set(domid, { kib, owner });
+    this.emit('change');
+  }
+
+  unpin(owner: string): void {
+    let changed = false;
+    for (const [domid, p] of this.pinned) {
+      if (p.owner === owner) {
+        this.pinned.delete(domid);
+        changed = true;
+      }
+    }
+    if (changed) this.emit('change');
+  }
+
+  pins(): ReadonlyMap<number, number> {
+    return new Map([...this.pinned].map(([domid, p]) => [domid, p.kib]));
+  }
+
   refuse(entry: RefusalState): void {
     this.refusalLog.push(entry);
     const keep = this.opts.refusalsKept ?? 20;
@@ -128,6 +157,7 @@ export class ReservationBook extends EventEmitter {
   clear(): void {
     for (const e of this.live.values()) e.cancel();
     this.live.clear();
+    this.pinned.clear();
     this.emit('change');
   }
 }

@@ -46,8 +46,6 @@ export interface QmemmanOptions {
   holdMaxMs: number;
   /** How long to wait for the rest of a request without a newline (qmemman does one recv). */
   quietMs?: number;
-  /** Sets a domain's memory/target (KiB); absent: set-mem requests FAIL. */
-  setTarget?: (domid: number, kib: number) => Promise<void>;
   rule: RateRule;
   pollMs: number;
 }
@@ -56,6 +54,7 @@ let connSeq = 0;
 
 export function serveQmemman(sock: net.Socket, admission: Admission, manager: ManagerPort, opts: QmemmanOptions): void {
   const conn = ++connSeq;
+  const owner = `qmemman-${conn}`;
   let buf = Buffer.alloc(0);
   let started = false;
   let closed = false;
@@ -71,6 +70,7 @@ export function serveQmemman(sock: net.Socket, admission: Admission, manager: Ma
     holdTimer?.();
     if (reservation) admission.release(reservation, 'qmemman.sock client disconnected');
     reservation = null;
+    admission.book.unpin(owner);
     if (unlock) opts.logger?.info({ conn }, 'qmemman.sock: client disconnected, resuming admissions');
     unlock?.();
     unlock = null;
@@ -117,7 +117,7 @@ export function serveQmemman(sock: net.Socket, admission: Admission, manager: Ma
     }
     if (req.kind === 'balloon') {
       const d = await admission.reserveLocked({
-        forName: `qmemman-${conn}`,
+        forName: owner,
         kib: Math.ceil(req.bytes / 1024),
         timeoutMs: opts.holdMaxMs,
         cancelled: () => closed,
@@ -126,23 +126,25 @@ export function serveQmemman(sock: net.Socket, admission: Admission, manager: Ma
       if (d.ok) reservation = d.id;
       return reply(d.ok ? 'OK' : 'FAIL');
     }
-    reply((await setMem(req.targets, manager, opts, () => closed, conn)) ? 'OK' : 'FAIL');
+    reply((await setMem(req.targets, admission, manager, opts, () => closed, owner)) ? 'OK' : 'FAIL');
   }
 }
 
 /**
- * qmemman's do_balloon_dom: sets each domain's target (0 = its floor), then waits until each is
- * within 10% of it, failing when the domains gave back less than the rate rule over a period.
+ * qmemman's do_balloon_dom: holds each domain at the given size (0 = its floor) through a pin
+ * the policy honours while this connection lives, then waits until each is within 10% of it,
+ * failing when the domains gave back less than the rate rule over a period.
  */
 async function setMem(
   targets: { domid: number; bytes: number }[],
+  admission: Admission,
   manager: ManagerPort,
   opts: QmemmanOptions,
   closed: () => boolean,
-  conn: number,
+  owner: string,
 ): Promise<boolean> {
-  if (!opts.setTarget) {
-    opts.logger?.warn({ conn }, 'qmemman.sock: set-mem request but no xenstore connection was given; FAIL');
+  if (!admission.book.pinsWired) {
+    opts.logger?.warn({ conn: owner }, 'qmemman.sock: set-mem needs the manager to run withAdmissionPins(book); FAIL');
     return false;
   }
   const floors = new Map(manager.lastDecisions().map((d) => [d.domid, d.floorKib]));
@@ -153,13 +155,8 @@ async function setMem(
     if (kib === undefined || kib <= 0) continue;
     want.set(t.domid, kib);
   }
-  try {
-    for (const [domid, kib] of want) await opts.setTarget(domid, kib);
-  } catch (err) {
-    opts.logger?.warn({ conn, err: err instanceof Error ? err.message : String(err) }, 'qmemman.sock: set-mem write failed');
-    return false;
-  }
-  opts.logger?.info({ conn, targets: Object.fromEntries(want) }, 'qmemman.sock: set-mem');
+  for (const [domid, kib] of want) admission.book.pin(domid, kib, owner);
+  opts.logger?.info({ conn: owner, targets: Object.fromEntries(want) }, 'qmemman.sock: set-mem');
   manager.requestPass();
   const window = new RateWindow(opts.rule);
   for (;;) {
@@ -170,7 +167,7 @@ async function setMem(
     if (closed()) return false;
     window.add({ atMs: opts.clock.now(), kib: -pending.reduce((s, [domid]) => s + actual.get(domid)!, 0) });
     if (window.tooSlow()) {
-      opts.logger?.warn({ conn, pending: pending.map(([d]) => d) }, 'qmemman.sock: set-mem too slow; FAIL');
+      opts.logger?.warn({ conn: owner, pending: pending.map(([d]) => d) }, 'qmemman.sock: set-mem too slow; FAIL');
       return false;
     }
     manager.requestPass();

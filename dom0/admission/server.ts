@@ -1,10 +1,9 @@
 import net from 'node:net';
 import type { Clock } from '../../src/clock.js';
 import type { HostState } from '../../src/schemas/state.js';
-import type { XenstoreClient } from '../../src/xenstore/types.js';
 import type { StateSource } from '../state/source.js';
 import { Admission, type AdmissionLogger, type ManagerPort } from './admission.js';
-import type { ReservationBook } from './book.js';
+import type { LiveReservation, ReservationBook } from './book.js';
 import { listenUnix } from './listen.js';
 import { serveNative } from './native.js';
 import { serveQmemman } from './qmemman.js';
@@ -16,7 +15,7 @@ import { QMEMMAN_RATE, type RateRule } from './rate.js';
  *
  * Wiring in `xmem run` (the book exists before the Manager, which reads it every pass):
  *   const book = new ReservationBook({ clock, timeoutMs: 120_000 });
- *   const manager = new Manager({ …, reservations: book.reservations });
+ *   const manager = new Manager({ …, reservations: book.reservations, decide: withAdmissionPins(book) });
  *   const admission = await startAdmissionServer(manager, { book, clock, reserveKib, socketPath, … });
  *   await startStateServer(admission.stateSource(manager), …);   // adds reservations + refusals
  */
@@ -39,8 +38,6 @@ export interface AdmissionServerOptions {
   qmemmanGroup?: string | number;
   /** qmemmand creates its socket world-connectable (umask 0); xmem defaults to 0600 here too. */
   qmemmanMode?: number;
-  /** For qmemman set-mem requests ("<domid>:<bytes>"): writes memory/target. */
-  xs?: XenstoreClient;
   /** Default and longest hold of a reservation. */
   holdTimeoutMs?: number;
   maxHoldTimeoutMs?: number;
@@ -78,6 +75,9 @@ export async function startAdmissionServer(manager: ManagerPort, opts: Admission
   // around reserved memory, and the state stream shows it.
   const onChange = () => manager.requestPass();
   book.on('change', onChange);
+  const onExpire = (r: LiveReservation) =>
+    logger?.warn({ id: r.id, vm: r.forName, kib: r.kib, heldMs: Math.round(clock.now() - r.sinceMs) }, 'reservation expired');
+  book.on('expire', onExpire);
 
   const closers: (() => Promise<void>)[] = [];
   const sockets = new Set<net.Socket>();
@@ -97,12 +97,10 @@ export async function startAdmissionServer(manager: ManagerPort, opts: Admission
       closers.push(await listenUnix(server, { socketPath, group: opts.group, mode: opts.mode }));
     }
     if (qmemmanPath) {
-      const xs = opts.xs;
       const server = net.createServer((s) => {
         track(s);
         serveQmemman(s, admission, manager, {
           clock, logger, holdMaxMs: holdTimeoutMs, rule, pollMs,
-          ...(xs ? { setTarget: (domid: number, kib: number) => xs.write(`/local/domain/${domid}/memory/target`, String(kib)) } : {}),
         });
       });
       closers.push(await listenUnix(server, { socketPath: qmemmanPath, group: opts.qmemmanGroup, mode: opts.qmemmanMode }));
@@ -110,6 +108,7 @@ export async function startAdmissionServer(manager: ManagerPort, opts: Admission
   } catch (err) {
     for (const c of closers) await c().catch(() => {});
     book.off('change', onChange);
+    book.off('expire', onExpire);
     throw err;
   }
   logger?.info({ socket: socketPath, qmemmanSocket: qmemmanPath }, 'admission listening');
@@ -139,6 +138,7 @@ export async function startAdmissionServer(manager: ManagerPort, opts: Admission
     },
     async close() {
       book.off('change', onChange);
+      book.off('expire', onExpire);
       for (const s of sockets) s.destroy();
       for (const c of closers) await c().catch(() => {});
       book.clear();

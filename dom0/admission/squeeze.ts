@@ -11,6 +11,9 @@ import { fmtSize } from './words.js';
  * names the donors that did not move, so a dead balloon driver costs 3 s, not a hung start.
  */
 
+/** Within this of its target a VM has arrived (xl list rounds to MiB; HVM video RAM offsets). */
+const ABOVE_TARGET_KIB = 16 * 1024;
+
 export interface SqueezeDeps {
   clock: Clock;
   /** The latest facts the manager saw (refreshed by the passes we request). */
@@ -53,10 +56,16 @@ export async function waitForFree(deps: SqueezeDeps, goal: SqueezeGoal): Promise
       for (const vm of snap.vms) gave.get(vm.domid)?.add({ atMs: now, kib: -vm.actualKib });
     }
     if (free.tooSlow()) {
-      // Stuck: still above its floor (it had more to give) yet gave nothing over the window.
-      const actual = new Map((snap?.vms ?? []).map((vm) => [vm.domid, vm.actualKib]));
+      // Stuck: still above the target it was given (it was asked for more) yet gave nothing
+      // over the window. A donor that reached its target is not to blame.
+      const vms = new Map((snap?.vms ?? []).map((vm) => [vm.domid, vm]));
       const stuck = goal.donors
-        .filter((d) => (actual.get(d.domid) ?? 0) > d.floorKib + goal.movedKib && (gave.get(d.domid)?.gainedKib() ?? 0) < goal.movedKib)
+        .filter((d) => {
+          const vm = vms.get(d.domid);
+          if (!vm) return false;
+          const asked = Math.max(d.floorKib, vm.targetKib ?? d.floorKib);
+          return vm.actualKib > asked + ABOVE_TARGET_KIB && (gave.get(d.domid)?.gainedKib() ?? 0) < goal.movedKib;
+        })
         .map((d) => d.name);
       const period = `${Math.round(free.spanMs() / 100) / 10} s`;
       const freed = `only ${fmtSize(Math.max(0, free.gainedKib()))} was freed in ${period} (less than ${Math.round(goal.rule.minKibPerS / 1024)} MiB/s)`;

@@ -18,6 +18,8 @@ export class FakeManager implements ManagerPort {
     public freeKib: number,
     public reservations: () => Reservation[],
     public reserveKib = 64 * MiB,
+    /** set-mem pins (the real manager gets them through withAdmissionPins). */
+    public pins: () => ReadonlyMap<number, number> = () => new Map(),
   ) {
     this.specs = vms.map((v) => ({ ...v }));
     this.snapshot = this.build();
@@ -36,7 +38,17 @@ export class FakeManager implements ManagerPort {
     const want = this.reserveKib + this.reservations().reduce((s, r) => s + r.kib, 0) - this.freeKib;
     const donors = this.specs.filter((v) => (v.managed ?? true) && !v.paused && !v.stuck && v.actualKib > v.floorKib);
     const surplus = donors.reduce((s, v) => s + (v.actualKib - v.floorKib), 0);
+    const pins = this.pins();
+    for (const v of this.specs) {
+      const pin = pins.get(v.domid);
+      if (pin === undefined) continue;
+      v.target = pin;
+      const step = Math.min(v.kibPerPass ?? Infinity, Math.max(0, v.actualKib - pin));
+      v.actualKib -= step;
+      this.freeKib += step;
+    }
     for (const v of donors) {
+      if (pins.has(v.domid)) continue;
       if (want > 0) v.target = Math.max(v.floorKib, v.actualKib - Math.ceil((want * (v.actualKib - v.floorKib)) / surplus));
       const step = Math.min(v.kibPerPass ?? Infinity, Math.max(0, v.actualKib - (v.target ?? v.actualKib)));
       v.actualKib -= step;
@@ -46,7 +58,7 @@ export class FakeManager implements ManagerPort {
   }
 
   private build(): HostSnapshot {
-    return { nowMs: 0, totalKib: 64 * 1024 * MiB, freeKib: this.freeKib, reservations: this.reservations(), vms: this.specs.map(vmSnapshot) };
+    return { nowMs: 0, totalKib: 64 * 1024 * MiB, freeKib: this.freeKib, reservations: this.reservations(), vms: this.specs.map((v) => ({ ...vmSnapshot(v), targetKib: v.target ?? v.actualKib })) };
   }
 
   /** A new domain appears (the VM being started takes its memory). */

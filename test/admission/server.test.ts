@@ -27,7 +27,9 @@ let book: ReservationBook;
 
 async function start(vms: (VmSpec & { kibPerPass?: number })[], freeKib: number, extra: Record<string, unknown> = {}) {
   book = new ReservationBook({ clock: realClock, timeoutMs: 30_000 });
-  manager = new FakeManager(vms, freeKib, book.reservations);
+  manager = new FakeManager(vms, freeKib, book.reservations, 64 * MiB, () => book.pins());
+  book.pinsWired = extra.pinsWired !== false;
+  delete extra.pinsWired;
   server = await startAdmissionServer(manager, {
     book,
     clock: realClock,
@@ -144,35 +146,32 @@ describe('qmemman.sock', () => {
     await waitUntil(() => book.list().length === 0);
   });
 
-  it('set-mem "<domid>:<bytes>" writes the target and answers OK once the VM is within 10%', async () => {
-    const writes: [number, number][] = [];
-    await start([work], 1 * GiB, {
-      xs: { write: async (p: string, v: string) => {
-        const domid = Number(/\/local\/domain\/(\d+)\//.exec(p)![1]);
-        writes.push([domid, Number(v)]);
-        const vm = manager.specs.find((s) => s.domid === domid)!;
-        vm.target = Number(v);
-        vm.floorKib = Math.min(vm.floorKib, Number(v));
-      } },
-    });
+  it('set-mem "<domid>:<bytes>" pins the domain for the policy and answers OK once it is within 10%', async () => {
+    await start([work], 1 * GiB);
     const c = await rawConnect(path.join(dir, 'qmemman.sock'));
     c.socket.write(`1:${2 * GiB * 1024}\n`);
     expect((await c.waitBytes(3)).toString('latin1')).toBe('OK\n');
-    expect(writes).toEqual([[1, 2 * GiB]]);
+    expect([...book.pins()]).toEqual([[1, 2 * GiB]]);
     expect(manager.specs[0]!.actualKib).toBeLessThanOrEqual(2.2 * GiB);
+    // The pin lasts while the client holds the connection (qubesd pauses the VM meanwhile).
     c.socket.end();
+    await waitUntil(() => book.pins().size === 0);
   });
 
-  it('set-mem with 0 means the VM\'s floor (qmemman: its prefmem)', async () => {
-    const writes: [number, number][] = [];
-    await start([work], 1 * GiB, { xs: { write: async (p: string, v: string) => {
-      writes.push([Number(/\/local\/domain\/(\d+)\//.exec(p)![1]), Number(v)]);
-      manager.specs[0]!.target = Number(v);
-    } } });
+  it("set-mem with 0 means the VM's floor (qmemman: its prefmem)", async () => {
+    await start([work], 1 * GiB);
     const c = await rawConnect(path.join(dir, 'qmemman.sock'));
     c.socket.write('1:0\n');
     expect((await c.waitBytes(3)).toString('latin1')).toBe('OK\n');
-    expect(writes).toEqual([[1, 1 * GiB]]);
+    expect([...book.pins()]).toEqual([[1, 1 * GiB]]);
+    c.socket.end();
+  });
+
+  it('set-mem FAILs (and says why in the log) when the manager does not apply pins', async () => {
+    await start([work], 1 * GiB, { pinsWired: false });
+    const c = await rawConnect(path.join(dir, 'qmemman.sock'));
+    c.socket.write('1:0\n');
+    expect((await c.waitBytes(5)).toString('latin1')).toBe('FAIL\n');
     c.socket.end();
   });
 });
