@@ -5,6 +5,8 @@ import { ConfigError, defaultConfig, loadConfig, type XmemConfig } from '../conf
 import { XlHost, execaXl } from '../host/xl-host.js';
 import { createLogger } from '../log.js';
 import { Manager } from '../manager/manager.js';
+import { ReservationBook } from '../admission/book.js';
+import { startAdmissionServer, type AdmissionServer } from '../admission/server.js';
 import { startStateServer, type StateServer } from '../state/server.js';
 import { stateSocketPath } from '../state/paths.js';
 
@@ -73,13 +75,35 @@ async function serve(config: XmemConfig): Promise<number> {
     return 1;
   }
 
-  // TODO(lead): wire ADMIT's admission server (dom0/admission/server.ts) here once it lands:
-  // its reservations feed `reservations` below and it listens on config.service.admissionSocket.
-  const manager = new Manager({ xs, host, clock: realClock, config, logger: log, reconnect: connect });
+  // Admission's reservation book exists before the manager, which reads it every pass; its
+  // set-mem pins (qmemman.sock "<domid>:<bytes>") enter the policy as config pins.
+  const svc = config.service;
+  const book = new ReservationBook({ clock: realClock, timeoutMs: svc.reservationTimeoutMs });
+  const manager = new Manager({
+    xs, host, clock: realClock, config, logger: log, reconnect: connect,
+    reservations: book.reservations,
+    // TODO(MGR): decide: withAdmissionPins(book) once dom0/admission/pins.ts is committed.
+  });
+
+  let admission: AdmissionServer | null = null;
+  if (svc.admissionSocket !== null || svc.qmemmanSocket !== null) {
+    try {
+      admission = await startAdmissionServer(manager, {
+        book, clock: realClock, reserveKib: config.policy.hostFreeReserve,
+        socketPath: svc.admissionSocket, qmemmanSocketPath: svc.qmemmanSocket,
+        holdTimeoutMs: svc.reservationTimeoutMs, logger: log.child({ part: 'admission' }),
+        ...(svc.admissionGroup !== undefined ? { group: svc.admissionGroup, qmemmanGroup: svc.admissionGroup } : {}),
+      });
+    } catch (err) {
+      // Balancing running VMs matters more than admitting new ones: keep going, loudly.
+      log.error({ err: (err as Error).message }, 'admission sockets unavailable; VM starts are not admitted');
+    }
+  }
 
   let stateServer: StateServer | null = null;
   try {
-    stateServer = await startStateServer(manager, { socketPath: stateSocketPath(config.service.stateSocket), logger: log });
+    const source = admission ? admission.stateSource(manager) : manager;
+    stateServer = await startStateServer(source, { socketPath: stateSocketPath(svc.stateSocket), logger: log });
   } catch (err) {
     // `xmem top` matters less than balancing: keep going without it.
     log.error({ err: (err as Error).message }, 'state socket unavailable; xmem top/status will not connect');
@@ -87,15 +111,19 @@ async function serve(config: XmemConfig): Promise<number> {
 
   await manager.start();
   await new Promise<void>((resolve) => {
+    // The handlers stay installed for the whole shutdown: execa's signal-exit re-raises a
+    // signal once it is the last listener, which would kill us mid-stop.
+    let stopping = false;
     const onSignal = (sig: NodeJS.Signals) => {
+      if (stopping) return;
+      stopping = true;
       log.info({ signal: sig }, 'stopping');
-      process.off('SIGTERM', onSignal);
-      process.off('SIGINT', onSignal);
       resolve();
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
   });
+  await admission?.close().catch(() => {});
   await manager.stop();
   await stateServer?.close().catch(() => {});
   await xs.close().catch(() => {});
