@@ -45,6 +45,8 @@ export interface AdmissionServerOptions {
   rule?: RateRule;
   pollMs?: number;
   squeezeMaxMs?: number;
+  /** Connections beyond this (per socket) are closed at once (default 64). */
+  maxConnections?: number;
   logger?: AdmissionLogger;
 }
 
@@ -81,6 +83,8 @@ export async function startAdmissionServer(manager: ManagerPort, opts: Admission
 
   const closers: (() => Promise<void>)[] = [];
   const sockets = new Set<net.Socket>();
+  // Local root tools and qubesd: a bound keeps a runaway script from costing the service memory.
+  const maxConnections = opts.maxConnections ?? 64;
   const track = (s: net.Socket) => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
@@ -94,6 +98,7 @@ export async function startAdmissionServer(manager: ManagerPort, opts: Admission
         track(s);
         serveNative(s, admission, { clock, logger, defaultTimeoutMs: holdTimeoutMs, maxTimeoutMs: opts.maxHoldTimeoutMs ?? 3600_000 });
       });
+      server.maxConnections = maxConnections;
       closers.push(await listenUnix(server, { socketPath, group: opts.group, mode: opts.mode }));
     }
     if (qmemmanPath) {
@@ -103,6 +108,7 @@ export async function startAdmissionServer(manager: ManagerPort, opts: Admission
           clock, logger, holdMaxMs: holdTimeoutMs, rule, pollMs,
         });
       });
+      server.maxConnections = maxConnections;
       closers.push(await listenUnix(server, { socketPath: qmemmanPath, group: opts.qmemmanGroup, mode: opts.qmemmanMode }));
     }
   } catch (err) {

@@ -261,6 +261,35 @@ describe('xmem admission socket (JSON lines)', () => {
   });
 });
 
+describe('state for xmem top', () => {
+  it('stateSource decorates the manager\'s state with live reservations (squeezing/held) and refusals; off detaches', async () => {
+    await start([work], 2 * GiB);
+    const { EventEmitter } = await import('node:events');
+    const base = { v: 1, type: 'snapshot', atMs: 1, policy: 'xmem', host: { totalKib: 1, freeKib: 1, reservedKib: 0, summary: '' }, vms: [], reservations: [], refusals: [], decisions: [] } as const;
+    const em = new EventEmitter();
+    const source = { current: () => structuredClone(base) as never, on: (e: 'state', l: (s: never) => void) => em.on(e, l), off: (e: 'state', l: (s: never) => void) => em.off(e, l) };
+    const wrapped = server.stateSource(source);
+    const c = await AdmissionConnection.connect(path.join(dir, 'admission.sock'));
+    const ok = await c.request({ op: 'reserve', bytes: 1 << 30, for: 'vm-a' }, ReserveReplySchema);
+    const no = await c.request({ op: 'reserve', bytes: 2 ** 45, for: 'vm-b' }, ReserveReplySchema);
+    expect([ok.ok, no.ok]).toEqual([true, false]);
+    const seen: unknown[] = [];
+    const l = (s: unknown) => seen.push(s);
+    wrapped.on('state', l);
+    em.emit('state', structuredClone(base));
+    const cur = wrapped.current();
+    for (const st of [cur, seen[0] as typeof cur]) {
+      expect(st.host.reservedKib).toBe(1 * GiB);
+      expect(st.reservations).toEqual([expect.objectContaining({ forName: 'vm-a', kib: 1 * GiB, state: 'held' })]);
+      expect(Math.abs(st.reservations[0]!.sinceMs - Date.now())).toBeLessThan(5000);
+      expect(st.refusals).toEqual([expect.objectContaining({ forName: 'vm-b', neededKib: 2 ** 35 })]);
+    }
+    wrapped.off!('state', l);
+    expect(em.listenerCount('state')).toBe(0);
+    c.close();
+  });
+});
+
 async function waitUntil(fn: () => boolean, ms = 5000): Promise<void> {
   const end = Date.now() + ms;
   while (!fn()) {
