@@ -130,6 +130,7 @@ export async function startXenstored(opts: { impl?: PeerImpl } = {}): Promise<Pe
     if (!c || c.exitCode !== null || c.signalCode !== null) return;
     const exited = new Promise<void>((res) => c.once('exit', () => res()));
     c.kill(impl === 'ocaml' ? 'SIGKILL' : 'SIGTERM');
+    c.kill('SIGCONT'); // a test may have stopped it (SIGSTOP) to hold a request in flight
     const t = setTimeout(() => c.kill('SIGKILL'), 2000);
     await exited;
     clearTimeout(t);

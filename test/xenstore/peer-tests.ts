@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { connectXenstore, type XenstoreConnection } from '../../src/xenstore/client.js';
 import type { PeerDaemon } from '../peer/daemon.js';
-import { eventLog } from './conformance.js';
+import { eventLog, rejection } from './conformance.js';
 
 const run = promisify(execFile);
 
@@ -95,6 +95,24 @@ export function definePeerTests(daemon: () => PeerDaemon): void {
         await log.waitFor('/survivor/child');
         expect(await writer.read('/queued')).toBe('sent after reconnect');
         await writer.close();
+      } finally {
+        await xs.close();
+      }
+    });
+
+    it('a request in flight when the daemon dies rejects ECONNRESET; later ones succeed', async () => {
+      const d = daemon();
+      const xs = await connectXenstore({ path: d.socketPath, backoffMs: { initial: 20, max: 200 } });
+      try {
+        await xs.write('/inflight', 'x');
+        process.kill(d.pid()!, 'SIGSTOP'); // the request below is sent but never answered
+        const inflight = rejection(xs.read('/inflight'));
+        await new Promise((r) => setTimeout(r, 20));
+        await d.restart();
+        const e = await inflight;
+        expect(e.errno).toBe('ECONNRESET');
+        await xs.write('/inflight', 'after');
+        expect(await xs.read('/inflight')).toBe('after');
       } finally {
         await xs.close();
       }
