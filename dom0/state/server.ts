@@ -1,19 +1,22 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { chmod, mkdir, unlink } from 'node:fs/promises';
+import { chmod, chown, mkdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { HostState } from '../../src/schemas/state.js';
 import type { StateSource } from './source.js';
 import { StateMetrics } from './metrics.js';
 import { clearStaleSocket } from './socket-file.js';
+import { resolveGid } from '../admission/listen.js';
 import { METRICS_PATH, STATE_WS_PATH } from './paths.js';
 
 export interface StateServerOptions {
   /** Unix socket for the WebSocket stream (`/state`) and Prometheus (`/metrics`). */
   socketPath: string;
-  /** File mode of the socket; 0600 by default (root's tools only). */
+  /** File mode of the socket; 0600 by default (root's tools only), 0660 with a group. */
   mode?: number;
+  /** Group that may watch (name or gid), e.g. Qubes' `qubes` so the dom0 user runs `xmem top` without sudo. */
+  group?: string | number;
   /** Also listen on 127.0.0.1:<port>, only when the admin configured it (0 = any free port, for tests). */
   tcpPort?: number;
   /** Concurrent WebSocket clients beyond this get 503 (default 64). */
@@ -110,7 +113,9 @@ export async function startStateServer(source: StateSource, opts: StateServerOpt
     await listenOn(opts.socketPath);
     // The socket exists with the umask's mode for a moment; the stream is read-only and the
     // directory (/run/xmem) is root's, so chmod right after listen is enough.
-    await chmod(opts.socketPath, opts.mode ?? 0o600);
+    const gid = opts.group !== undefined ? await resolveGid(opts.group) : null;
+    if (gid !== null) await chown(opts.socketPath, -1, gid);
+    await chmod(opts.socketPath, opts.mode ?? (gid !== null ? 0o660 : 0o600));
   } catch (err) {
     await closeAll();
     throw new Error(`state server: cannot listen on ${opts.socketPath}: ${(err as Error).message}`);

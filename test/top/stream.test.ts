@@ -73,6 +73,14 @@ describe('state stream server', () => {
     expect((await stat(sock)).mode & 0o777).toBe(0o660);
   });
 
+  it('gives a configured group read-write access (0660), for a non-root viewer', async () => {
+    const gid = process.getgid!() === 0 ? 1 /* daemon */ : process.getgid!();
+    servers.push(await startStateServer(new FakeSource(hostState()), { socketPath: sock, group: gid }));
+    const st = await stat(sock);
+    expect(st.gid).toBe(gid);
+    expect(st.mode & 0o777).toBe(0o660);
+  });
+
   it('creates the socket directory when /run was wiped (reboot)', async () => {
     const nested = path.join(tmp.dir, 'run', 'xmem', 'state.sock');
     servers.push(await startStateServer(new FakeSource(hostState()), { socketPath: nested }));
