@@ -1,13 +1,12 @@
 import { EventEmitter } from 'node:events';
-import { statSync, existsSync } from 'node:fs';
-import path from 'node:path';
 import { XenstoreError, isXenstoreError } from './errors.js';
 import { formatPerm, parsePerm } from './perms.js';
 import type { Transport, TransportFactory, TransportSink } from './transport.js';
 import type { TxId, WatchEvent, WatchHandler, XenstoreClient, XsPerm } from './types.js';
-import { unixTransport } from './unix-transport.js';
+import { defaultXenstorePath, transportFor } from './endpoint.js';
 import { FrameDecoder, XsOp, encodeRequest, firstString, opName, payloadSize, splitNul } from './wire.js';
-import { xenbusTransport } from './xenbus-transport.js';
+
+export { defaultXenstorePath } from './endpoint.js';
 
 /** The subset of a pino logger the client uses. */
 export interface XsLogger {
@@ -31,24 +30,6 @@ export interface ConnectOptions {
 export interface TransactionOptions {
   /** Attempts before the last EAGAIN is thrown (default 32). */
   maxAttempts?: number;
-}
-
-/** Default endpoint, as libxenstore chooses it. */
-export function defaultXenstorePath(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.XENSTORED_PATH) return env.XENSTORED_PATH;
-  const sock = path.join(env.XENSTORED_RUNDIR || '/var/run/xenstored', 'socket');
-  if (!env.XENSTORED_RUNDIR && !existsSync(sock) && existsSync('/dev/xen/xenbus')) return '/dev/xen/xenbus';
-  return sock;
-}
-
-function transportFor(p: string): TransportFactory {
-  let isChar = false;
-  try {
-    isChar = statSync(p).isCharacterDevice();
-  } catch {
-    // missing: let the socket connect report ENOENT
-  }
-  return isChar ? xenbusTransport(p) : unixTransport(p);
 }
 
 /** Connects to xenstored; resolves once the first connection is up. */
