@@ -4,7 +4,7 @@ import { waterFill } from './water-fill.js';
  * Shares the pool among managed VMs, given each one's bounds. Pure, O(n log n).
  *
  * - enough   (pool ≥ Σ want):  everyone gets its want; the surplus goes where `surplus` says:
- *            `proportional` in proportion to weight × want (qmemman's rule), up to each
+ *            `proportional` in proportion to weight × ideal (qmemman's rule, ∝ pref), up to each
  *            ceiling; `dom0` to dom0 up to its ceiling; `free` nowhere.
  * - scarcity (Σ floor ≤ pool < Σ want): everyone gets its floor plus the same weighted
  *            fraction of (want − floor): squeezed's equal fraction, with weights.
@@ -22,6 +22,9 @@ export interface Bounds {
   want: Float64Array;
   ceiling: Float64Array;
   weight: Float64Array;
+  /** What a proportional surplus share is proportional to (× weight): the ideal, which, unlike
+   *  the moderated demand, does not drift while a VM is being walked down. */
+  shareBase: Float64Array;
   /** Index of dom0 among the managed VMs, or -1. */
   dom0: number;
 }
@@ -61,7 +64,7 @@ export function distribute(b: Bounds, pool: number, surplus: SurplusMode): Distr
     if (surplus === 'proportional') {
       for (let i = 0; i < n; i++) {
         caps[i] = Math.max(0, b.ceiling[i]! - b.want[i]!);
-        shares[i] = b.weight[i]! * b.want[i]!;
+        shares[i] = b.weight[i]! * b.shareBase[i]!;
       }
       extra = waterFill(caps, shares, surplusKib);
     } else if (surplus === 'dom0' && b.dom0 >= 0) {

@@ -39,8 +39,19 @@ export function waterFill(caps: ArrayLike<number>, shares: ArrayLike<number>, am
     const lambda = left / shareLeft;
     for (; k < idx.length; k++) {
       const i = idx[k]!;
-      out[i] = Math.floor(Math.min(caps[i]!, lambda * shares[i]!));
+      const x = lambda * shares[i]!;
+      // A share that reaches its cap up to float error is the cap: otherwise a VM whose
+      // range is exactly filled would sit 1 KiB short of it and jitter between passes.
+      out[i] = x >= caps[i]! * (1 - 1e-12) ? Math.floor(caps[i]!) : Math.floor(x);
     }
+    // That rounding may never hand out more than the amount.
+    let total = 0;
+    let largest = -1;
+    for (let i = 0; i < n; i++) {
+      total += out[i]!;
+      if (largest < 0 || out[i]! > out[largest]!) largest = i;
+    }
+    if (total > amount && largest >= 0) out[largest] = Math.max(0, out[largest]! - Math.ceil(total - amount));
   }
   return out;
 }

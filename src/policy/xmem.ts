@@ -57,6 +57,7 @@ export function decideXmem(snap: HostSnapshot, cfg: PolicyConfig): PolicyResult 
   const want = new Float64Array(n);
   const ceiling = new Float64Array(n);
   const weight = new Float64Array(n);
+  const ideal = new Float64Array(n);
   const current = new Float64Array(n);
   const urgent: boolean[] = new Array(n);
   let dom0 = -1;
@@ -67,11 +68,12 @@ export function decideXmem(snap: HostSnapshot, cfg: PolicyConfig): PolicyResult 
     want[i] = dem.wantKib;
     ceiling[i] = est.ceilingKib;
     weight[i] = weightOf(vm, cfg);
+    ideal[i] = est.idealKib;
     current[i] = currentTarget(vm);
     urgent[i] = dem.pressured;
     if (vm.domid === 0) dom0 = i;
   }
-  const dist = distribute({ lower, floor, want, ceiling, weight, dom0 }, pool, cfg.surplus);
+  const dist = distribute({ lower, floor, want, ceiling, weight, shareBase: ideal, dom0 }, pool, cfg.surplus);
   const sig = significance({ current, proposed: dist.targets, floor, ceiling, urgent }, pool, cfg);
 
   for (let i = 0; i < n; i++) {
