@@ -75,6 +75,11 @@ export class SimHost extends EventEmitter implements XenHost {
     super();
   }
 
+  /** The toolstack's (dom0) xenstore connection. */
+  get xs(): XenstoreClient {
+    return this.o.xs;
+  }
+
   get totalKib(): number {
     return this.o.totalKib;
   }

@@ -1,10 +1,14 @@
 import pino from 'pino';
 import { realClock, type Clock } from '../../src/clock.js';
+import type { VmDecision } from '../../src/policy/types.js';
 import type { HostState, Refusal } from '../../src/schemas/state.js';
 import type { XenstoreClient } from '../../src/xenstore/types.js';
 import { connectEmbedded, EmbeddedStore } from '../../src/xenstore/embedded/index.js';
 import { parseConfig, type XmemConfig } from '../config.js';
-import { Manager } from '../manager/manager.js';
+import { Admission } from '../admission/admission.js';
+import { ReservationBook } from '../admission/book.js';
+import { withAdmissionPins } from '../admission/pins.js';
+import { Manager, type ManagerDeps } from '../manager/manager.js';
 import type { StateSource } from '../state/source.js';
 import type { SimResults } from './metrics.js';
 import type { Scenario } from './scenario.js';
@@ -27,6 +31,8 @@ export interface SimRigOptions {
   config?: Record<string, unknown>;
   /** A real xenstored connection factory instead of the embedded store (guests then write as dom0). */
   connect?: () => Promise<XenstoreClient>;
+  /** Replaces the policy (tests: a deliberately broken one must trip the invariants). */
+  decide?: ManagerDeps['decide'];
 }
 
 export interface SimRig {
@@ -70,17 +76,37 @@ export async function buildSimRig(o: SimRigOptions): Promise<SimRig> {
     };
   }
 
-  let manager: Manager | null = null;
-  const sim = new Simulation({
+  // VM starts go through the real admission (dom0/admission), wired as `xmem run` wires it:
+  // the book exists before the Manager, which reads its reservations every pass.
+  const book = new ReservationBook({ clock, timeoutMs: 120_000 });
+  let admission: Admission | null = null;
+  const sim: Simulation = new Simulation({
     scenario: o.scenario,
     clock,
     xs: toolsXs,
     guestXs,
-    onReservationChange: () => manager?.requestPass(),
-    decisions: () => manager?.lastDecisions() ?? [],
+    admission: {
+      async reserve(forName, kib) {
+        const d = await admission!.reserve({ forName, kib });
+        return d.ok ? { ok: true, id: d.id } : { ok: false, why: d.message };
+      },
+      release: (id) => void admission!.release(id, 'domain started'),
+      reservations: () => book.reservations(),
+    },
+    decisions: (): VmDecision[] => manager.lastDecisions(),
   });
   await sim.setup();
-  manager = new Manager({ xs: managerXs, host: sim.host, clock, config, logger, reservations: () => sim.reservations() });
+  const manager: Manager = new Manager({
+    xs: managerXs, host: sim.host, clock, config, logger, reservations: book.reservations,
+    decide: withAdmissionPins(book, o.decide),
+  });
+  book.attach(() => manager.lastSnapshot());
+  admission = new Admission(manager, book, {
+    clock,
+    reserveKib: config.policy.hostFreeReserve,
+    squeezeMaxMs: o.scenario.startTimeoutS * 1000,
+    logger,
+  });
   const m = manager;
   m.on('pass', (r: { atMs: number }) => sim.passSeen(r.atMs));
 

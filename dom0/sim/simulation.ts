@@ -25,8 +25,8 @@ export interface SimulationOptions {
   xs: XenstoreClient;
   /** A connection for a guest's agent and balloon driver. */
   guestXs: (domid: number) => XenstoreClient;
-  /** Called when a reservation appears or goes (the manager should run a pass). */
-  onReservationChange?: () => void;
+  /** VM-start admission (the real one, dom0/admission, in `buildSimRig`). */
+  admission: StartPort;
   /** The balancer's latest decisions, to check floors on every shrink it writes. */
   decisions?: () => VmDecision[];
 }
@@ -44,29 +44,26 @@ interface RunningVm {
   pausedUntilMs: number | null;
 }
 
-interface PendingStart {
-  spec: VmSpec;
-  reservation: Reservation;
-  requestedMs: number;
-  history: { atMs: number; availKib: number }[];
+/** How a VM start gets its memory: reserve (squeezing others), then release once started. */
+export interface StartPort {
+  reserve(forName: string, kib: number): Promise<{ ok: true; id: string } | { ok: false; why: string }>;
+  release(id: string): void;
+  /** Live reservations (what the manager's policy counts as used). */
+  reservations(): Reservation[];
 }
 
-/** Admission keeps this much beyond the request free (qmemman's XEN_FREE_MEM_MIN). */
-const START_MARGIN_KIB = 32 * MIB;
 const REPORT_CHECK_MS = 1000;
 const REPORT_HEARTBEAT_MS = 10_000;
-/** Start refused when the room being made grew by less than this over RATE_WINDOW_MS. */
-const RATE_WINDOW_MS = 3000;
-const RATE_MIN_KIB = 300 * MIB;
 
 export class Simulation extends EventEmitter {
   readonly host: SimHost;
   private readonly vms = new Map<number, RunningVm>();
   private readonly gone: VmMetrics[] = [];
-  private readonly pending: PendingStart[] = [];
-  /** Started domains whose reservation stays until the balancer has seen them (qmemman holds
-   *  its lock until the toolstack closes the socket after creation, for the same reason). */
-  private readonly handedOver: { reservation: Reservation; createdMs: number }[] = [];
+  /** Starts waiting for admission: their memory is promised but not yet in a domain. */
+  private readonly inFlight = new Map<string, number>();
+  /** Started domains whose reservation stays until the balancer has seen them (qubesd keeps
+   *  qmemman.sock open until the domain exists, for the same reason). */
+  private readonly handedOver: { id: string; createdMs: number }[] = [];
   private readonly starts: StartRecord[] = [];
   private readonly events: { atMs: number; run: () => Promise<void> | void }[] = [];
   private readonly rng: Rng;
@@ -86,23 +83,25 @@ export class Simulation extends EventEmitter {
       xs: o.xs,
       guestXs: o.guestXs,
       now: () => o.clock.now(),
-      reservedKib: () => this.pending.reduce((s, p) => s + p.reservation.kib, 0),
+      reservedKib: () => [...this.inFlight.values()].reduce((a, b) => a + b, 0),
     });
     this.host.on('target', (ev: { domid: number; kib: number; beforeKib: number | null; actualKib: number }) => this.checkFloor(ev));
   }
 
   /** Live admission reservations (the manager's `reservations` dependency). */
   reservations(): Reservation[] {
-    return [...this.pending.map((p) => p.reservation), ...this.handedOver.map((h) => h.reservation)];
+    return this.o.admission.reservations();
   }
 
   /** A balancing pass that started at `passStartMs` has seen every domain created before it. */
   passSeen(passStartMs: number): void {
-    const before = this.handedOver.length;
     for (let i = this.handedOver.length - 1; i >= 0; i--) {
-      if (this.handedOver[i]!.createdMs < passStartMs) this.handedOver.splice(i, 1);
+      const h = this.handedOver[i]!;
+      if (h.createdMs < passStartMs) {
+        this.handedOver.splice(i, 1);
+        this.o.admission.release(h.id);
+      }
     }
-    if (this.handedOver.length !== before) this.o.onReservationChange?.();
   }
 
   elapsedMs(): number {
@@ -118,7 +117,7 @@ export class Simulation extends EventEmitter {
     for (const vm of expanded) {
       if (vm.dom0) continue;
       if (vm.startS === undefined) await this.createVm(vm, this.nextDomid++);
-      else this.at(vm.startS, () => this.requestStart(vm));
+      else this.at(vm.startS, () => void this.requestStart(vm));
       if (vm.stopS !== undefined) this.at(vm.stopS, () => this.stopVm(vm.name));
       for (const p of vm.pauses) {
         this.at(p.atS, () => this.setPaused(vm.name, true));
@@ -167,7 +166,6 @@ export class Simulation extends EventEmitter {
       if (vm.spec.agent && now - vm.lastPublishMs >= REPORT_CHECK_MS) writes.push(this.publish(vm, now));
     }
     await Promise.all(writes);
-    await this.admit(now);
     while (this.events.length > 0 && this.events[0]!.atMs <= now - this.beganMs) await this.events.shift()!.run();
   }
 
@@ -226,47 +224,36 @@ export class Simulation extends EventEmitter {
     });
   }
 
-  private requestStart(spec: VmSpec): void {
+  /** A VM start: ask admission for the memory (it squeezes others), then create the domain. */
+  private async requestStart(spec: VmSpec): Promise<void> {
     const kib = spec.memoryMiB * MIB;
-    const now = this.o.clock.now();
-    this.pending.push({
-      spec, requestedMs: now, history: [],
-      reservation: { id: `sim-${spec.name}-${Math.round(now)}`, forName: spec.name, kib },
+    const requestedMs = this.o.clock.now();
+    const key = `${spec.name}@${requestedMs}`;
+    this.inFlight.set(key, kib);
+    const record = (refused: boolean, why: string) => this.starts.push({
+      name: spec.name, atS: (requestedMs - this.beganMs) / 1000, latencyS: (this.o.clock.now() - requestedMs) / 1000, refused, why,
     });
-    this.o.onReservationChange?.();
-  }
-
-  /** Admits pending starts whose memory is free (and not promised to growing VMs). */
-  private async admit(now: number): Promise<void> {
-    for (const p of [...this.pending]) {
-      const availKib = this.host.freeKib() - this.host.promisedKib() - START_MARGIN_KIB;
-      const waited = now - p.requestedMs;
-      if (availKib >= p.reservation.kib) {
-        this.pending.splice(this.pending.indexOf(p), 1);
-        this.handedOver.push({ reservation: p.reservation, createdMs: now });
-        await this.createVm(p.spec, this.nextDomid++);
-        this.starts.push({ name: p.spec.name, atS: (p.requestedMs - this.beganMs) / 1000, latencyS: waited / 1000, refused: false, why: '' });
-        continue;
-      }
-      p.history.push({ atMs: now, availKib });
-      while (p.history.length > 1 && now - p.history[0]!.atMs > RATE_WINDOW_MS) p.history.shift();
-      const old = p.history[0]!;
-      let why = '';
-      if (waited >= this.o.scenario.startTimeoutS * 1000) why = `not admitted within ${this.o.scenario.startTimeoutS} s`;
-      else if (now - old.atMs >= RATE_WINDOW_MS - this.o.scenario.tickMs && availKib - old.availKib < RATE_MIN_KIB) {
-        why = `room grew by ${Math.round((availKib - old.availKib) / MIB)} MiB in 3 s (< 300), ${Math.round(availKib / MIB)} of ${Math.round(p.reservation.kib / MIB)} MiB available`;
-      }
-      if (why) {
-        this.drop(p);
-        this.starts.push({ name: p.spec.name, atS: (p.requestedMs - this.beganMs) / 1000, latencyS: waited / 1000, refused: true, why });
-        this.emit('refused', { name: p.spec.name, why });
-      }
+    let d: Awaited<ReturnType<StartPort['reserve']>>;
+    try {
+      d = await this.o.admission.reserve(spec.name, kib);
+    } finally {
+      this.inFlight.delete(key);
     }
-  }
-
-  private drop(p: PendingStart): void {
-    this.pending.splice(this.pending.indexOf(p), 1);
-    this.o.onReservationChange?.();
+    if (!d.ok) {
+      record(true, d.why);
+      this.emit('refused', { name: spec.name, why: d.why });
+      return;
+    }
+    if (kib > this.host.freeKib()) {
+      // Admission said yes but the memory is not there: a broken promise, not a refusal.
+      this.o.admission.release(d.id);
+      record(true, `admitted but only ${Math.round(this.host.freeKib() / MIB)} MiB free`);
+      this.host.violation('reservation-handed-out', -1, `${spec.name} admitted with ${Math.round(this.host.freeKib())} KiB free < ${kib}`);
+      return;
+    }
+    await this.createVm(spec, this.nextDomid++);
+    this.handedOver.push({ id: d.id, createdMs: this.o.clock.now() });
+    record(false, '');
   }
 
   private byName(name: string): RunningVm | undefined {
@@ -318,7 +305,7 @@ export class Simulation extends EventEmitter {
       simulatedS: this.elapsedMs() / 1000,
       ticks: this.ticks,
       vms,
-      starts: [...this.starts, ...this.pending.map((p) => ({ name: p.spec.name, atS: (p.requestedMs - this.beganMs) / 1000, latencyS: NaN, refused: false, why: 'still pending' }))],
+      starts: [...this.starts, ...[...this.inFlight.keys()].map((k) => ({ name: k.split('@')[0]!, atS: (Number(k.split('@')[1]) - this.beganMs) / 1000, latencyS: NaN, refused: false, why: 'still waiting for admission' }))],
       violations: [...this.host.violations],
       violationCounts: { ...this.host.violationCounts },
     };

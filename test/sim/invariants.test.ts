@@ -1,0 +1,83 @@
+import { describe, expect, it } from 'vitest';
+import { decide } from '../../src/policy/index.js';
+import type { HostSnapshot, PolicyResult } from '../../src/policy/types.js';
+import type { XmemConfig } from '../../dom0/config.js';
+import { keys } from '../../dom0/manager/keys.js';
+import { loadScenario } from '../../dom0/sim/scenario.js';
+import { runScenario } from '../../dom0/sim/run.js';
+import { MiB, domainNamed, scenario, start } from './helpers.js';
+
+/**
+ * The simulated host checks on every step what squeezed's simulator checks: no target above
+ * maxmem, maxmem never set below the target, no balloon allocating beyond free memory, no
+ * reserved memory handed to a growing VM, no shrink below the policy's floor. The laptop
+ * scenario must run clean; and each check must be able to fire (negative controls).
+ */
+describe('per-tick invariants', () => {
+  it('the Qubes laptop scenario (30 min: bursts, a build, starts and shutdowns) runs with no breach', async () => {
+    const r = await runScenario(await loadScenario('qubes-laptop'), 'xmem');
+    expect(r.violations).toEqual([]);
+    expect(r.starts.filter((s) => s.refused)).toEqual([]);
+    expect(r.vms.reduce((n, v) => n + v.oomKills, 0)).toBe(0);
+  }, 60_000);
+
+  const small = () => scenario({
+    totalMiB: 4096, durationS: 40,
+    vms: [
+      { name: 'a', memoryMiB: 1200, maxMiB: 3000, workload: 'idle' },
+      { name: 'b', memoryMiB: 1200, maxMiB: 3000, workload: 'idle' },
+    ],
+  });
+
+  it('a policy that cuts a VM below its own floor is caught (below-floor)', async () => {
+    const broken = (s: HostSnapshot, c: XmemConfig['policy']): PolicyResult => {
+      const r = decide(s, c);
+      return {
+        ...r,
+        decisions: r.decisions.map((d) => (d.name === 'a' && d.managed ? { ...d, targetKib: Math.round(d.floorKib / 2), change: 'shrink' } : d)),
+      };
+    };
+    const run = await start(small(), 'xmem', { decide: broken });
+    const r = await run.finish();
+    expect(r.violationCounts['below-floor']).toBeGreaterThan(0);
+  });
+
+  it('a target written above maxmem, and maxmem set below the target, are caught', async () => {
+    const run = await start(small(), 'static');
+    await run.until(3);
+    const a = domainNamed(run, 'a')!;
+    await run.rig.sim.host.xs.write(keys(a.domid).target, String(a.maxmemKib + 100 * MiB));
+    await run.until(5);
+    expect(run.rig.sim.host.violationCounts['target-above-maxmem']).toBe(1);
+    expect(a.actualKib).toBeLessThanOrEqual(a.maxmemKib); // Xen's ceiling holds regardless
+    await run.rig.sim.host.setMaxmem(a.domid, 500 * MiB);
+    expect(run.rig.sim.host.violationCounts['maxmem-below-target']).toBe(1);
+    await run.finish();
+  });
+
+  const reservationScenario = () => scenario({
+    totalMiB: 4096, durationS: 60,
+    workloads: { hungry: { points: [{ atS: 0, anonMiB: 200, cacheMiB: 50 }, { atS: 20, anonMiB: 200, cacheMiB: 50 }, { atS: 28, anonMiB: 1400, cacheMiB: 100 }], commitExtraMiB: 100, coldCacheMiB: 0 } },
+    vms: [
+      { name: 'a', memoryMiB: 900, maxMiB: 3000, workload: 'hungry' },
+      { name: 'b', memoryMiB: 1200, maxMiB: 3000, workload: 'idle' },
+      { name: 'new', memoryMiB: 700, maxMiB: 3000, workload: 'idle', startS: 25 },
+    ],
+  });
+
+  it('a policy that ignores reservations lets VMs grow into reserved memory, which is caught', async () => {
+    const blind = (snap: HostSnapshot, c: XmemConfig['policy']) => decide({ ...snap, reservations: [] }, c);
+    const broken = await (await start(reservationScenario(), 'xmem', { decide: blind })).finish();
+    expect(broken.violationCounts['reservation-handed-out']).toBeGreaterThan(0);
+  });
+
+  // KNOWN FAILURE (reported to the lead): while a start's reservation is still being squeezed
+  // out of b, VM a's demand rises and the policy grows it within its pool; the applier grants
+  // the growth from Xen free memory (free - reserve - promised, reservations not subtracted), so
+  // a takes memory b has just freed for the start. Flip to `it` when the applier (or policy)
+  // keeps unsatisfied reservations out of what grows may take.
+  it.fails('the real policy and applier never grow a VM into memory reserved for a start', async () => {
+    const honest = await (await start(reservationScenario(), 'xmem')).finish();
+    expect(honest.violationCounts['reservation-handed-out']).toBe(0);
+  });
+});
