@@ -115,6 +115,7 @@ export async function startXenstored(opts: { impl?: PeerImpl } = {}): Promise<Pe
         XS_SHIM_RINGDIR: ringDir,
         LD_LIBRARY_PATH: libDir,
         LD_PRELOAD: path.join(r.cache, 'xs-nohv-shim.so'),
+        XS_SHIM_PDEATHSIG: '1',
       },
     });
     closeSync(out);
