@@ -158,7 +158,8 @@ export class SimHost extends EventEmitter implements XenHost {
       await unwatch().catch(() => {});
       if (guest !== xs) await guest.close();
     };
-    if (c.domid !== 0) await xs.introduce(c.domid, 0, 0);
+    // mfn/port are meaningless without a hypervisor; the peer shim accepts these.
+    if (c.domid !== 0) await xs.introduce(c.domid, 1, 7);
     return d;
   }
 
