@@ -50,8 +50,8 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const k = (n: number) => `${(n / 1000).toFixed(1)}k`;
 
 export default async function main(argv: string[]): Promise<void> {
-  const seconds = Number(argv[0] ?? 1.5);
-  const rounds = Number(argv[1] ?? 3);
+  const seconds = Number(argv[0] ?? 1);
+  const rounds = Number(argv[1] ?? 5);
   if (!(seconds > 0) || !(rounds >= 1)) {
     process.stderr.write('usage: npm run bench -- xenstore [seconds-per-measure] [rounds]\n');
     process.exit(2);

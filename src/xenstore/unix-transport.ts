@@ -26,13 +26,24 @@ async function connectWithRetry(socketPath: string, sink: TransportSink, budgetM
 
 function connectOnce(socketPath: string, sink: TransportSink): Promise<Transport> {
   return new Promise((resolve, reject) => {
-    const sock = net.createConnection({ path: socketPath });
+    // onread: replies land in one reused buffer and go straight to the sink, skipping the
+    // readable-stream machinery and a Buffer allocation per read (the decoder copies leftovers).
+    const readBuf = Buffer.allocUnsafe(64 * 1024);
+    const sock = net.createConnection({
+      path: socketPath,
+      onread: {
+        buffer: readBuf,
+        callback: (n: number, buf: Uint8Array) => {
+          sink.onData((buf as Buffer).subarray(0, n));
+          return true;
+        },
+      },
+    });
     let open = false;
     let closedByUs = false;
     let lastErr: Error | undefined;
     sock.once('connect', () => {
       open = true;
-      sock.on('data', (chunk: Buffer) => sink.onData(chunk));
       resolve({
         describe: `unix:${socketPath}`,
         write: (frame) => {
