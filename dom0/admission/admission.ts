@@ -38,7 +38,7 @@ export interface AdmissionOptions {
   movedKib?: number;
   /** Upper bound on one squeeze, whatever the rate. */
   squeezeMaxMs?: number;
-  /** Wait this long for the manager's first snapshot before refusing as "not ready". */
+  /** Wait this long for a pass after the request (fresh facts) before refusing as "not ready". */
   readyWaitMs?: number;
   /** Wall-clock ms for refusal records (tests pin it). */
   wallNow?: () => number;
@@ -112,8 +112,10 @@ export class Admission {
     const { clock } = this.o;
     const kib = Math.ceil(req.kib);
     if (req.cancelled?.()) return this.refuse(req, 'cancelled', 'cancelled: the client went away before its turn');
-    const snap = await this.ready();
-    if (!snap) return this.refuse(req, 'not-ready', 'xmem has not read the host yet; try again in a few seconds');
+    // Plan on facts read after the request arrived: a VM started behind xmem's back since the
+    // last pass must not make a stale "fits now" true.
+    const snap = await this.fresh(clock.now());
+    if (!snap) return this.refuse(req, 'not-ready', `xmem could not read the host within ${this.o.readyWaitMs / 1000} s; try again shortly`);
 
     const others = this.book.list();
     const plan = this.plan(snap, kib, req.forName, others);
@@ -182,15 +184,17 @@ export class Admission {
     return this.book.list().filter((o) => o.id !== id).reduce((s, o) => s + this.book.owedKib(o), 0);
   }
 
-  private async ready(): Promise<HostSnapshot | null> {
-    const deadline = this.o.clock.now() + this.o.readyWaitMs;
-    let snap = this.manager.lastSnapshot();
-    while (!snap && this.o.clock.now() < deadline) {
+  /** The first snapshot taken at or after `sinceMs` (the manager and admission share a clock). */
+  private async fresh(sinceMs: number): Promise<HostSnapshot | null> {
+    const deadline = sinceMs + this.o.readyWaitMs;
+    this.manager.requestPass();
+    for (;;) {
+      const snap = this.manager.lastSnapshot();
+      if (snap && snap.nowMs >= sinceMs) return snap;
+      if (this.o.clock.now() >= deadline) return null;
+      await this.o.clock.sleep(Math.min(this.o.pollMs, 20));
       this.manager.requestPass();
-      await this.o.clock.sleep(this.o.pollMs);
-      snap = this.manager.lastSnapshot();
     }
-    return snap;
   }
 
   private refuse(req: ReserveRequest, kind: RefusalKind, message: string, extra: { refusal?: Refusal; stuck?: string[] } = {}): Decision {

@@ -9,7 +9,7 @@ import { VirtualClock } from './vclock.js';
 function rig(vms: (VmSpec & { kibPerPass?: number })[], freeKib: number, timeoutMs = 60_000) {
   const clock = new VirtualClock();
   const book = new ReservationBook({ clock, timeoutMs });
-  const manager = new FakeManager(vms, freeKib, book.reservations);
+  const manager = new FakeManager(vms, freeKib, book.reservations, 64 * MiB, () => new Map(), () => clock.now());
   book.attach(() => manager.lastSnapshot());
   const logs: { level: string; obj: object; msg?: string }[] = [];
   const logger = {
@@ -79,7 +79,7 @@ describe('admission (fake manager, virtual clock)', () => {
     expect(d.refusal?.missingKib).toBe(5 * GiB - 3 * GiB - 512 * MiB);
     expect(d.message).toContain('shut down');
     expect(clock.now()).toBe(0);
-    expect(manager.passes).toBe(0);
+    expect(manager.passes).toBe(1); // one pass, for fresh facts
     expect(book.list()).toEqual([]);
     expect(book.refusals()).toEqual([{ atMs: 42, forName: 'big', neededKib: 5 * GiB, reason: d.message }]);
   });
@@ -137,6 +137,23 @@ describe('admission (fake manager, virtual clock)', () => {
     if (!d.ok) throw new Error(d.message);
     manager.startDomain({ domid: 7, name: 'new', actualKib: 768 * MiB, floorKib: 0 });
     expect(book.reservations()).toEqual([{ id: d.id, forName: 'new', kib: 256 * MiB }]);
+  });
+
+  it('plans on facts read after the request: memory taken behind its back since the last pass counts', async () => {
+    const { admission, manager } = rig([{ ...work, kibPerPass: 512 * MiB }], 4 * GiB);
+    manager.freeKib = 64 * MiB; // a VM started outside xmem; the last snapshot still says 4 GiB free
+    const d = await admission.reserve({ forName: 'new', kib: 1 * GiB });
+    if (!d.ok) throw new Error(d.message);
+    expect(d.how).toBe('squeezed');
+  });
+
+  it('refuses as not-ready when the manager produces no pass in time', async () => {
+    const { admission, manager, clock } = rig([work], 4 * GiB);
+    manager.requestPass = () => {};
+    manager.snapshot = { ...manager.snapshot!, nowMs: -1 };
+    const d = await admission.reserve({ forName: 'new', kib: 1 * GiB });
+    expect(d).toMatchObject({ ok: false, kind: 'not-ready' });
+    expect(clock.now()).toBeGreaterThanOrEqual(5000);
   });
 
   it('a cancelled request (client gone) is dropped without a refusal record', async () => {

@@ -20,6 +20,8 @@ export class FakeManager implements ManagerPort {
     public reserveKib = 64 * MiB,
     /** set-mem pins (the real manager gets them through withAdmissionPins). */
     public pins: () => ReadonlyMap<number, number> = () => new Map(),
+    /** The clock admission uses: snapshots carry its time, as the real manager's do. */
+    public now: () => number = () => 0,
   ) {
     this.specs = vms.map((v) => ({ ...v }));
     this.snapshot = this.build();
@@ -58,7 +60,7 @@ export class FakeManager implements ManagerPort {
   }
 
   private build(): HostSnapshot {
-    return { nowMs: 0, totalKib: 64 * 1024 * MiB, freeKib: this.freeKib, reservations: this.reservations(), vms: this.specs.map((v) => ({ ...vmSnapshot(v), targetKib: v.target ?? v.actualKib })) };
+    return { nowMs: this.now(), totalKib: 64 * 1024 * MiB, freeKib: this.freeKib, reservations: this.reservations(), vms: this.specs.map((v) => ({ ...vmSnapshot(v), targetKib: v.target ?? v.actualKib })) };
   }
 
   /** A new domain appears (the VM being started takes its memory). */

@@ -27,7 +27,7 @@ let book: ReservationBook;
 
 async function start(vms: (VmSpec & { kibPerPass?: number })[], freeKib: number, extra: Record<string, unknown> = {}) {
   book = new ReservationBook({ clock: realClock, timeoutMs: 30_000 });
-  manager = new FakeManager(vms, freeKib, book.reservations, 64 * MiB, () => book.pins());
+  manager = new FakeManager(vms, freeKib, book.reservations, 64 * MiB, () => book.pins(), () => realClock.now());
   book.pinsWired = extra.pinsWired !== false;
   delete extra.pinsWired;
   server = await startAdmissionServer(manager, {
