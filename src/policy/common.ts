@@ -29,12 +29,19 @@ export function clamp(x: number, lo: number, hi: number): number {
   return x < lo ? lo : x > hi ? hi : x;
 }
 
-/** KiB as a short human size: 512M, 1.5G. */
+/** KiB as a short human size: 512M, 1.50G, 12.5G. Integer arithmetic only: this runs a few
+ *  times per VM per pass, and Number#toFixed is the slowest thing in a pass otherwise. */
 export function fmt(kib: number): string {
-  const mib = kib / 1024;
-  if (Math.abs(mib) >= 10240) return `${(mib / 1024).toFixed(1)}G`;
-  if (Math.abs(mib) >= 1024) return `${(mib / 1024).toFixed(2)}G`;
-  return `${Math.round(mib)}M`;
+  const neg = kib < 0 ? '-' : '';
+  const k = Math.abs(kib);
+  if (k < 1024 * 1024) return `${neg}${Math.round(k / 1024)}M`;
+  if (k < 10 * 1024 * 1024) {
+    const c = Math.round((k * 100) / (1024 * 1024));
+    const f = c % 100;
+    return `${neg}${(c - f) / 100}.${f < 10 ? '0' : ''}${f}G`;
+  }
+  const d = Math.round((k * 10) / (1024 * 1024));
+  return `${neg}${(d - (d % 10)) / 10}.${d % 10}G`;
 }
 
 export function changeOf(target: number, current: number): 'grow' | 'shrink' | 'hold' {

@@ -76,12 +76,13 @@ export function decideXmem(snap: HostSnapshot, cfg: PolicyConfig): PolicyResult 
   const dist = distribute({ lower, floor, want, ceiling, weight, shareBase: ideal, dom0 }, pool, cfg.surplus);
   const sig = significance({ current, proposed: dist.targets, floor, ceiling, urgent }, pool, cfg);
 
+  const text = passText(dist, pool, cfg);
   for (let i = 0; i < n; i++) {
     const { vm, est, dem } = managed[i]!;
     const cur = current[i]!;
     const target = sig.significant ? dist.targets[i]! : cur;
     const reason = sig.significant || target === dist.targets[i]
-      ? reasonFor(i, vm, est, dem, dist, pool, cfg)
+      ? reasonFor(i, vm, est, dem, dist, text)
       : `held at ${fmt(cur)}: total change ${fmt(sig.totalKib)} is below the ${fmt(cfg.hysteresis.total)} threshold (would be ${fmt(dist.targets[i]!)}, ideal ${fmt(est.idealKib)}, floor ${fmt(est.floorKib)})`;
     decisions[slot[i]!] = {
       domid: vm.domid,
@@ -94,31 +95,51 @@ export function decideXmem(snap: HostSnapshot, cfg: PolicyConfig): PolicyResult 
       reason,
       managed: true,
     };
-    history[vm.domid] = { ...dem.history, lastTargetKib: target };
+    dem.history.lastTargetKib = target; // a fresh object from demand(), not the input's
+    history[vm.domid] = dem.history;
   }
 
   return { decisions: decisions as VmDecision[], summary: summaryOf(dist, pool, n, heldKinds, sig.significant, sig.why, cfg), history };
 }
 
-function reasonFor(i: number, vm: VmSnapshot, est: Estimate, dem: Demand, d: Distribution, pool: number, cfg: PolicyConfig): string {
+/** The parts of every reason that are the same for all VMs in a pass, formatted once. */
+interface PassText {
+  enoughShare: string;
+  enoughNoShare: string;
+  scarcity: string;
+  deficit: string;
+}
+
+function passText(d: Distribution, pool: number, cfg: PolicyConfig): PassText {
+  const surplus = fmt(d.surplusKib);
+  return {
+    enoughShare: ` of the ${surplus} surplus (${cfg.surplus})`,
+    enoughNoShare: d.surplusKib > 0 ? ` (surplus ${surplus} ${cfg.surplus === 'free' ? 'kept free' : `goes to ${cfg.surplus}`})` : '',
+    scarcity: `scarcity (pool ${fmt(pool)} < wanted ${fmt(d.sumWant)}): `,
+    deficit: `deficit (floors need ${fmt(d.sumFloor)}, pool ${fmt(pool)})`,
+  };
+}
+
+function reasonFor(i: number, vm: VmSnapshot, est: Estimate, dem: Demand, d: Distribution, text: PassText): string {
   const t = d.targets[i]!;
   const want = dem.wantKib;
+  const floor = fmt(est.floorKib);
   const wantText = want === est.idealKib ? `ideal ${fmt(est.idealKib)} (${est.detail})` : `demand ${fmt(want)} (ideal ${fmt(est.idealKib)} = ${est.detail})`;
   const tail = dem.note ? `; ${dem.note}` : '';
   switch (d.mode) {
     case 'enough': {
       const extra = d.extra[i]!;
-      const share = extra > 0 ? ` plus ${fmt(extra)} of the ${fmt(d.surplusKib)} surplus (${cfg.surplus})` : d.surplusKib > 0 ? ` (surplus ${fmt(d.surplusKib)} ${cfg.surplus === 'free' ? 'kept free' : `goes to ${cfg.surplus}`})` : '';
-      return `enough memory: ${wantText}${share}, floor ${fmt(est.floorKib)}${tail}`;
+      const share = extra > 0 ? ` plus ${fmt(extra)}${text.enoughShare}` : text.enoughNoShare;
+      return `enough memory: ${wantText}${share}, floor ${floor}${tail}`;
     }
     case 'scarcity': {
       const range = want - est.floorKib;
       const pct = range > 0 ? Math.round((100 * (t - est.floorKib)) / range) : 100;
-      return `scarcity (pool ${fmt(pool)} < wanted ${fmt(d.sumWant)}): ${pct}% of the way from floor ${fmt(est.floorKib)} to ${wantText}${tail}`;
+      return `${text.scarcity}${pct}% of the way from floor ${floor} to ${wantText}${tail}`;
     }
     case 'deficit': {
-      const below = vm.actualKib < est.floorKib ? `, below its floor, gets ${fmt(t)} of the ${fmt(est.floorKib)} it needs` : ' held at its floor';
-      return `deficit (floors need ${fmt(d.sumFloor)}, pool ${fmt(pool)})${below}: floor ${fmt(est.floorKib)}, ${wantText}${tail}`;
+      const below = vm.actualKib < est.floorKib ? `, below its floor, gets ${fmt(t)} of the ${floor} it needs` : ' held at its floor';
+      return `${text.deficit}${below}: floor ${floor}, ${wantText}${tail}`;
     }
   }
 }
