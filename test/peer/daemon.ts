@@ -34,8 +34,11 @@ export interface PeerDaemon {
   pid(): number | undefined;
   /** Stops the daemon (SIGTERM; SIGKILL for oxenstored, which ignores SIGTERM for up to 15 s). */
   stop(): Promise<void>;
-  /** Kills the daemon and starts a fresh one on the same socket (the tree starts empty again). */
-  restart(): Promise<void>;
+  /**
+   * Stops the daemon (SIGTERM, or `signal`: SIGKILL = a crash) and starts a fresh one on the
+   * same socket (the tree starts empty again).
+   */
+  restart(opts?: { signal?: 'SIGTERM' | 'SIGKILL' }): Promise<void>;
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -125,12 +128,12 @@ export async function startXenstored(opts: { impl?: PeerImpl } = {}): Promise<Pe
     await waitReady(c, socketPath, logPath);
   };
 
-  const stop = async () => {
+  const stop = async (signal?: 'SIGTERM' | 'SIGKILL') => {
     const c = child;
     child = undefined;
     if (!c || c.exitCode !== null || c.signalCode !== null) return;
     const exited = new Promise<void>((res) => c.once('exit', () => res()));
-    c.kill(impl === 'ocaml' ? 'SIGKILL' : 'SIGTERM');
+    c.kill(signal ?? (impl === 'ocaml' ? 'SIGKILL' : 'SIGTERM'));
     c.kill('SIGCONT'); // a test may have stopped it (SIGSTOP) to hold a request in flight
     const t = setTimeout(() => c.kill('SIGKILL'), 2000);
     await exited;
@@ -151,8 +154,8 @@ export async function startXenstored(opts: { impl?: PeerImpl } = {}): Promise<Pe
       await stop();
       rmSync(dir, { recursive: true, force: true });
     },
-    restart: async () => {
-      await stop();
+    restart: async (o) => {
+      await stop(o?.signal);
       await launch();
     },
   };

@@ -83,7 +83,7 @@ export function definePeerTests(daemon: () => PeerDaemon): void {
         const disconnected = new Promise((r) => xs.once('disconnect', r));
         const reconnected = new Promise((r) => xs.once('reconnect', r));
 
-        await d.restart(); // a fresh daemon: empty tree, no watches
+        await d.restart({ signal: 'SIGKILL' }); // a crash; the new daemon has an empty tree, no watches
         await disconnected;
         // Requested while the connection is down: sent once it is back.
         const queued = xs.write('/queued', 'sent after reconnect');
