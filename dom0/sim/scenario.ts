@@ -55,6 +55,9 @@ export const WorkloadSchema = z.strictObject({
   }).optional(),
   /** Each VM multiplies the trace by a random factor in this range (server fleets). */
   scale: range.default([1, 1]),
+  /** Each VM starts its (repeating) trace at a random offset in this range, seconds, so a
+   *  fleet's jobs and traffic peaks do not all land at the same instant. */
+  phaseS: range.default([0, 0]),
 });
 export type WorkloadSpec = z.infer<typeof WorkloadSchema>;
 

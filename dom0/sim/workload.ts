@@ -16,17 +16,19 @@ export interface Demand {
  */
 export class WorkloadPlayer {
   private readonly scale: number;
+  private readonly phaseS: number;
   private nextBurstS: number;
   private burst: { startS: number; endS: number; anonKib: number; cacheKib: number } | null = null;
 
   constructor(private readonly spec: WorkloadSpec, private readonly rng: Rng) {
     this.scale = rng.between(spec.scale[0], spec.scale[1]);
+    this.phaseS = rng.between(spec.phaseS[0], spec.phaseS[1]);
     this.nextBurstS = spec.bursts ? rng.between(spec.bursts.everyS[0], spec.bursts.everyS[1]) : Infinity;
   }
 
   /** Demand at `tS` seconds since the VM started. */
   at(tS: number): Demand {
-    const { anon, cache } = this.trace(tS);
+    const { anon, cache } = this.trace(tS + this.phaseS);
     const b = this.spec.bursts;
     if (b) {
       if (this.burst && tS >= this.burst.endS) this.burst = null;

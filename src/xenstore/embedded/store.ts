@@ -34,6 +34,7 @@ interface Watch {
   relative: boolean;
   sink: WatchSink;
   key: string;
+  seq: number;
 }
 
 interface Tx {
@@ -55,6 +56,9 @@ export class EmbeddedStore {
   private readonly changedAt = new Map<string, number>();
   private gen = 0;
   private readonly watches: Watch[] = [];
+  private readonly byPath = new Map<string, Watch[]>();
+  private readonly liveKeys = new Set<string>();
+  private watchSeq = 0;
   private readonly txs = new Map<number, Tx>();
   private nextTx = 1;
   private nextConn = 1;
@@ -191,7 +195,7 @@ export class EmbeddedStore {
   /** Aborts every transaction a closing connection left open. */
   dropCaller(c: Caller): void {
     for (const [id, t] of this.txs) if (t.caller.id === c.id) this.txs.delete(id);
-    for (let i = this.watches.length - 1; i >= 0; i--) if (this.watches[i]!.caller.id === c.id) this.watches.splice(i, 1);
+    this.removeWatches((w) => w.caller.id === c.id);
     this.pruneHistory();
   }
 
@@ -201,14 +205,19 @@ export class EmbeddedStore {
     const relative = !path.startsWith('/') && !path.startsWith('@');
     const abs = isSpecial(path) ? path : canonical(path, c.domid);
     if (abs === null) throw xsErr('EINVAL', `invalid watch path ${JSON.stringify(path)}`);
-    if (this.watches.some((w) => w.caller.id === c.id && w.path === abs && w.token === token)) {
+    if (this.byPath.get(abs)?.some((w) => w.caller.id === c.id && w.token === token)) {
       throw xsErr('EEXIST', `watch ${path} ${token} exists`);
     }
     if (c.domid !== 0 && this.watches.filter((w) => w.caller.domid === c.domid).length >= QUOTA.watchesPerDomain) {
       throw xsErr('E2BIG', 'too many watches');
     }
     const key = `${c.id}\u0000${abs}\u0000${token}`;
-    this.watches.push({ caller: c, path: abs, token, relative, sink, key });
+    const w: Watch = { caller: c, path: abs, token, relative, sink, key, seq: this.watchSeq++ };
+    this.watches.push(w);
+    this.liveKeys.add(key);
+    const list = this.byPath.get(abs);
+    if (list) list.push(w);
+    else this.byPath.set(abs, [w]);
     // The daemon fires every new watch once, with the path as registered.
     sink.deliver(path, token, key);
     return key;
@@ -216,17 +225,29 @@ export class EmbeddedStore {
 
   unwatch(c: Caller, path: string, token: string): void {
     const abs = isSpecial(path) ? path : canonical(path, c.domid);
-    const i = this.watches.findIndex((w) => w.caller.id === c.id && w.path === abs && w.token === token);
-    if (i < 0) throw xsErr('ENOENT', `no watch ${path} ${token}`);
-    this.watches.splice(i, 1);
+    const w = this.watches.find((x) => x.caller.id === c.id && x.path === abs && x.token === token);
+    if (!w) throw xsErr('ENOENT', `no watch ${path} ${token}`);
+    this.removeWatches((x) => x === w);
   }
 
   hasWatch(key: string): boolean {
-    return this.watches.some((w) => w.key === key);
+    return this.liveKeys.has(key);
   }
 
   resetWatches(c: Caller): void {
-    for (let i = this.watches.length - 1; i >= 0; i--) if (this.watches[i]!.caller.id === c.id) this.watches.splice(i, 1);
+    this.removeWatches((w) => w.caller.id === c.id);
+  }
+
+  private removeWatches(match: (w: Watch) => boolean): void {
+    for (let i = this.watches.length - 1; i >= 0; i--) {
+      const w = this.watches[i]!;
+      if (!match(w)) continue;
+      this.watches.splice(i, 1);
+      this.liveKeys.delete(w.key);
+      const list = this.byPath.get(w.path)!;
+      list.splice(list.indexOf(w), 1);
+      if (list.length === 0) this.byPath.delete(w.path);
+    }
   }
 
   // ---- domains ------------------------------------------------------------------------------
@@ -351,20 +372,24 @@ export class EmbeddedStore {
   }
 
   private fire(abs: string, recurse: boolean, perms: XsPerm[] | null): void {
-    for (const w of [...this.watches]) {
-      let evPath: string | null = null;
-      if (isSpecial(abs) || isSpecial(w.path)) {
-        if (w.path === abs) evPath = abs;
-      } else if (isAtOrBelow(abs, w.path)) {
-        evPath = abs;
-      } else if (recurse && isAtOrBelow(w.path, abs)) {
-        evPath = w.path;
+    // Watches on the node and on each ancestor (looked up by path: O(depth), not O(watches)).
+    const hits: { w: Watch; path: string }[] = [];
+    if (isSpecial(abs)) {
+      for (const w of this.byPath.get(abs) ?? []) hits.push({ w, path: abs });
+    } else {
+      for (let p: string | null = abs; p !== null; p = parentOf(p)) {
+        for (const w of this.byPath.get(p) ?? []) hits.push({ w, path: abs });
       }
-      if (evPath === null) continue;
+      // A removed subtree also fires the watches set below it, with their own path.
+      if (recurse) {
+        for (const w of this.watches) if (w.path !== abs && !isSpecial(w.path) && isAtOrBelow(w.path, abs)) hits.push({ w, path: w.path });
+      }
+    }
+    hits.sort((a, b) => a.w.seq - b.w.seq); // registration order, as one daemon queue would
+    for (const { w, path } of hits) {
       // A watcher only hears about nodes it may read.
       if (perms && !this.allowed(w.caller, perms, 'r')) continue;
-      const shown = relativise(evPath, w.relative, w.caller.domid);
-      w.sink.deliver(shown, w.token, w.key);
+      w.sink.deliver(relativise(path, w.relative, w.caller.domid), w.token, w.key);
     }
   }
 
