@@ -7,7 +7,8 @@
 #   cache/rootfs/                   debootstrap minbase + xen-utils-4.17 (C xenstored, xl)
 #   cache/dom0.cpio.zst             dom0 initramfs: rootfs + modules + node + lab/dom0/init
 #   cache/guest-base.cpio.zst       guest initramfs: busybox, node, xenstore-* CLI, lab/domu/init
-#   cache/dist/                     the project compiled by tsc (rebuilt every run, shared over 9p)
+#   cache/dist/                     the project compiled by tsc (rebuilt every run)
+#   cache/app.tar                   dist/{src,dom0,domU-agent} + the npm packages they import, for dom0
 #   cache/guest.img                 guest-base + the agent layer (dist + node_modules it needs)
 #
 # zstd everywhere: the emulated kernels unpack it several times faster than gzip.
@@ -127,17 +128,23 @@ rm -rf "$C/dist"
   || log "tsc reported errors (emitted anyway; see lab/cache/tsc.log)"
 [ -f "$C/dist/dom0/cli.js" ] || die "tsc emitted nothing; see $C/tsc.log"
 
+# dom0's copy of the project: one tar read over 9p beats node opening hundreds of files there
+P=$C/app; rm -rf "$P"; mkdir -p "$P/xmem"
+cp -a "$C/dist/src" "$C/dist/dom0" "$P/xmem/"; [ -d "$C/dist/domU-agent" ] && cp -a "$C/dist/domU-agent" "$P/xmem/"
+(cd "$ROOT" && node "$LAB/runtime-deps.mjs" "$P/xmem" dom0 src) > /dev/null
+tar -C "$P" -cf "$C/app.tar" xmem
+rm -rf "$P"
+
 # Agent layer: appended to the guest base as a second cpio archive (the kernel unpacks both).
-A=$C/agent-root; rm -rf "$A"; mkdir -p "$A/opt/xmem/node_modules"
+A=$C/agent-root; rm -rf "$A"; mkdir -p "$A/opt/xmem"
 cp -a "$C/dist/src" "$A/opt/xmem/src"
 [ -d "$C/dist/domU-agent" ] && cp -a "$C/dist/domU-agent" "$A/opt/xmem/domU-agent"
+(cd "$ROOT" && node "$LAB/runtime-deps.mjs" "$A/opt/xmem" domU-agent) > /dev/null
 mkdir -p "$A/opt/xmem/lab"; cp "$ROOT"/test/xen/guest/*.mjs "$A/opt/xmem/lab/"
 # the agent's entry point, once it exists (guest /init starts it when this file is present)
 for e in domU-agent/src/cli.js domU-agent/src/main.js domU-agent/src/index.js; do
   [ -f "$A/opt/xmem/$e" ] && { echo "node /opt/xmem/$e --xenstore /dev/xen/xenbus ${AGENT_ARGS:-}" > "$A/opt/xmem/agent-entry"; break; }
 done
-# the runtime packages the agent imports, and theirs (read from package-lock's tree)
-(cd "$ROOT" && node "$LAB/agent-deps.mjs" "$A/opt/xmem") > /dev/null
 (cd "$A" && find . | cpio -o -H newc --quiet | zstd -q -T0 -10) > "$C/agent.cpio.zst"
 cat "$C/guest-base.cpio.zst" "$C/agent.cpio.zst" > "$C/guest.img"
 rm -rf "$A"

@@ -1,12 +1,11 @@
-// Copies into <dest>/node_modules the npm packages that the compiled guest agent
-// (<dest>/domU-agent/**/*.js) reaches through its imports, plus their dependencies, so the guest
-// image carries only what the agent needs. Run from the repository root.
+// node runtime-deps.mjs <dest> <dir>...: copies into <dest>/node_modules the npm packages that
+// the compiled code in <dest>/<dir>/**/*.js reaches through its imports, plus their
+// dependencies, so an image carries only what it runs. Run from the repository root.
 import { cpSync, existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import path from 'node:path';
 
-const dest = process.argv[2];
-const entryDir = path.join(dest, 'domU-agent');
+const [dest, ...dirs] = process.argv.slice(2);
 const specifier = /(?:\bfrom\s*|\bimport\s*\(\s*|\bimport\s+|\brequire\s*\(\s*)['"]([^'"]+)['"]/g;
 
 function jsFiles(dir) {
@@ -19,7 +18,7 @@ function jsFiles(dir) {
 
 const seen = new Set();
 const packages = new Set();
-const queue = jsFiles(entryDir);
+const queue = dirs.flatMap((d) => jsFiles(path.join(dest, d)));
 while (queue.length) {
   const file = queue.pop();
   if (seen.has(file) || !existsSync(file)) continue;

@@ -4,7 +4,7 @@
 #   data/lab/hog = MiB   size of a file pinned in a tmpfs (no swap, so it stays resident);
 #                        growing it reports data/labr/grow_ms: time from the start of the
 #                        allocation until the balloon's current_kb grew by 8 MiB
-#   data/lab/run = cmd   runs a shell command (50 s limit); data/labr/run = "<exit code> <output>"
+#   data/lab/run = cmd   runs a shell command (120 s limit); data/labr/run = "<exit code> <output>"
 #   data/lab/agent = start|stop
 # `lab-hooks agent` runs the xmem agent in the foreground and restarts it if it exits.
 XM=/sys/devices/system/xen_memory/xen_memory0
@@ -46,7 +46,7 @@ xenstore-watch data/lab | while read -r path _; do
   case "$path" in
     */lab/hog) n=$(xenstore-read data/lab/hog); case "$n" in ''|*[!0-9]*) ;; *) hog "$n" & ;; esac ;;
     */lab/run) c=$(xenstore-read data/lab/run)
-               [ -n "$c" ] && { out=$(timeout 50 sh -c "$c" 2>&1); rc=$?; say run "$rc $(echo "$out" | tail -c 900)"; } ;;
+               [ -n "$c" ] && { out=$(timeout 120 sh -c "$c" 2>&1); rc=$?; say run "$rc $(echo "$out" | tail -c 900)"; } ;;
     */lab/agent) case "$(xenstore-read data/lab/agent)" in
                    stop) touch /run/agent.stopped; kill "$(cat /run/agent.pid)" 2>/dev/null ;;
                    start) kill -0 "$(cat /run/agent.pid 2>/dev/null)" 2>/dev/null && continue

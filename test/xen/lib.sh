@@ -5,7 +5,7 @@
 HOST=/mnt/host                      # the repository, read-only over 9p
 CACHE=$HOST/lab/cache
 OUT=/mnt/out                        # lab/out on the host, writable over 9p (may be absent)
-XMEM="node $CACHE/dist/dom0/cli.js"
+XMEM="node /opt/xmem/dom0/cli.js"     # main.sh unpacks lab/cache/app.tar into /opt
 GUEST_IMG=/tmp/guest.img            # main.sh copies it out of the 9p share once
 SCEN=${SCEN:-lab}
 NFAIL=0
@@ -67,12 +67,12 @@ guest_console() { tail -n "${2:-30}" "/var/log/xen/console/guest-$1.log" 2>/dev/
 guest_destroy() { xl destroy "$1" >/dev/null 2>&1; }
 
 # guest_run NAME CMD: runs a shell command inside the guest (via its hooks); prints
-# "<exit code> <output>"; returns 1 if the guest did not answer within 60 s
+# "<exit code> <output>"; returns 1 if the guest did not answer within 150 s
 guest_run() {
   local d; d=$(dp "$1")
   xenstore-rm "$d/data/labr/run" 2>/dev/null
   xenstore-write "$d/data/lab/run" "$2"
-  wait_until 60 xsr "$d/data/labr/run" >/dev/null || return 1
+  wait_until 150 xsr "$d/data/labr/run" >/dev/null || return 1
   xsr "$d/data/labr/run"
 }
 # guest_hog NAME MIB: asks the guest to pin MIB of tmpfs (0 frees it)
@@ -86,7 +86,9 @@ manager_start() {
   MGR_LOG=$OUT/xmem-$SCEN.log; touch "$MGR_LOG" 2>/dev/null || MGR_LOG=/tmp/xmem-$SCEN.log
   $XMEM run --config /tmp/xmem.json >> "$MGR_LOG" 2>&1 &
   MGR_PID=$!
-  info "xmem run started (pid $MGR_PID, log ${MGR_LOG#/mnt/})"
+  # up = its state socket answers (the first pass is done); node starts slowly under emulation
+  if wait_until 180 status_json; then info "xmem run up after ${WAITED_MS} ms (pid $MGR_PID, log ${MGR_LOG#/mnt/})"
+  else fail "xmem run not answering after ${WAITED_MS} ms: $(head -c 300 /tmp/status.err)"; manager_tail; return 1; fi
 }
 manager_stop() {
   [ -n "${MGR_PID:-}" ] || return 0

@@ -8,7 +8,7 @@ if [ "$0" != /tmp/xen/main.sh ]; then rm -rf /tmp/xen && cp -r "$(dirname "$0")"
 HERE=/tmp/xen
 . "$HERE/lib.sh"
 echo "LAB: xen $(xl info | awk '/^xen_version/{print $3}'), $(xl info | awk '/^total_memory/{print $3}') MiB, dom0 $(mem Domain-0) MiB"
-cp "$CACHE/guest.img" "$GUEST_IMG"
+cp "$CACHE/guest.img" "$GUEST_IMG"; tar -xf "$CACHE/app.tar" -C /opt
 for s in "$@"; do
   if [ ! -f "$HERE/$s.sh" ]; then echo "FAIL: $s: no such scenario (test/xen/$s.sh)"; continue; fi
   echo "LAB: scenario $s start at $(cut -d' ' -f1 /proc/uptime)s"

@@ -8,7 +8,7 @@ qubes_up() { local v; v=$(xsr "$(dp "$1")/memory/meminfo"); [ -n "$v" ] && [ "$v
 if wait_until 90 qubes_up g1 && wait_until 30 qubes_up g2; then
   pass "agents write Qubes' memory/meminfo: g1 $(xsr "$(dp g1)/memory/meminfo") KiB, g2 $(xsr "$(dp g2)/memory/meminfo") KiB"
 else fail "no Qubes memory/meminfo from the agents"; fi
-manager_start '{"policy": "qmemman", "service": {"sweepIntervalMs": 2000}}'
+manager_start '{"policy": "qmemman", "service": {"sweepIntervalMs": 2000}}' || exit 1
 wait_until 60 steady g1 g2 || info "targets still moving after 60 s"
 info "settled (qmemman): $(snapshot_line)"
 base=$(mem g1); hog=$(( base + 64 ))
