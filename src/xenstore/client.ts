@@ -451,13 +451,15 @@ export class XenstoreConnection extends EventEmitter implements XenstoreClient {
           return;
         }
         this.transport = t;
-        await this.restoreWatches();
+        const restored = await this.restoreWatches();
         this.reconnecting = false;
         this.log?.info({ attempt, watches: this.watches.size }, 'xenstore reconnected');
         const w = this.waiting;
         this.waiting = [];
         for (const q of w) {
           if (q.txId !== 0) q.reject(new XenstoreError('EAGAIN', opName(q.op), q.path, true, 'transaction lost with its connection'));
+          // A watch() made while disconnected was registered by restoreWatches already.
+          else if (q.op === XsOp.WATCH && restored.has(q.args[1]!)) q.resolve(undefined);
           else this.send(q, q.args, q.tail);
         }
         this.emit('reconnect');
@@ -474,16 +476,16 @@ export class XenstoreConnection extends EventEmitter implements XenstoreClient {
     }
   }
 
-  private async restoreWatches(): Promise<void> {
-    const regs: Promise<void>[] = [];
-    for (const [token, w] of this.watches) {
-      regs.push(
-        new Promise<void>((resolve, reject) => {
-          const pending: Pending = { op: XsOp.WATCH, reqId: this.takeReqId(), txId: 0, path: w.path, result: R_VOID, resolve, reject };
-          this.send(pending, [w.path, token], undefined);
-        }),
-      );
-    }
+  /** Registers every known watch on the new transport; returns the tokens it registered. */
+  private async restoreWatches(): Promise<Set<string>> {
+    const tokens = [...this.watches.keys()];
+    const regs = tokens.map((token) => {
+      const w = this.watches.get(token)!;
+      return new Promise<void>((resolve, reject) => {
+        const pending: Pending = { op: XsOp.WATCH, reqId: this.takeReqId(), txId: 0, path: w.path, result: R_VOID, resolve, reject };
+        this.send(pending, [w.path, token], undefined);
+      });
+    });
     const results = await Promise.allSettled(regs);
     for (const r of results) {
       if (r.status === 'rejected') {
@@ -492,6 +494,7 @@ export class XenstoreConnection extends EventEmitter implements XenstoreClient {
         this.log?.warn({ err: e.message }, 'xenstore watch could not be re-registered');
       }
     }
+    return new Set(tokens);
   }
 }
 

@@ -416,7 +416,8 @@ export function defineConformance(label: string, connect: () => Promise<Xenstore
   });
 }
 
-async function waitCount(log: ReturnType<typeof eventLog>, path: string, count: number, timeoutMs = 3000): Promise<void> {
+/** Waits until `path` has had `count` events. */
+export async function waitCount(log: ReturnType<typeof eventLog>, path: string, count: number, timeoutMs = 3000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (log.paths().filter((p) => p === path).length < count) {
     if (Date.now() > deadline) throw new Error(`expected ${count} events for ${path}; got ${JSON.stringify(log.paths())}`);

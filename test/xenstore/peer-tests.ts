@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { connectXenstore, type XenstoreConnection } from '../../src/xenstore/client.js';
 import type { PeerDaemon } from '../peer/daemon.js';
-import { eventLog, rejection } from './conformance.js';
+import { eventLog, rejection, waitCount } from './conformance.js';
 
 const run = promisify(execFile);
 
@@ -87,12 +87,17 @@ export function definePeerTests(daemon: () => PeerDaemon): void {
         await disconnected;
         // Requested while the connection is down: sent once it is back.
         const queued = xs.write('/queued', 'sent after reconnect');
+        const late = eventLog();
+        const lateWatch = xs.watch('/late', late.handler);
         await reconnected;
         await queued;
+        await lateWatch;
 
         const writer = await connectXenstore({ path: d.socketPath });
         await writer.write('/survivor/child', 'after restart');
         await log.waitFor('/survivor/child');
+        await writer.write('/late', 'x');
+        await waitCount(late, '/late', 2); // initial + the write: registered exactly once
         expect(await writer.read('/queued')).toBe('sent after reconnect');
         await writer.close();
       } finally {
