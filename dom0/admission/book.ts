@@ -153,6 +153,11 @@ export class ReservationBook extends EventEmitter {
     return [...this.refusalLog];
   }
 
+  /** The default hold timeout (ms). */
+  get timeoutMs(): number {
+    return this.opts.timeoutMs;
+  }
+
   /** Drops everything (service stop). */
   clear(): void {
     for (const e of this.live.values()) e.cancel();

@@ -38,7 +38,7 @@ export interface AdmissionServerOptions {
   qmemmanGroup?: string | number;
   /** qmemmand creates its socket world-connectable (umask 0); xmem defaults to 0600 here too. */
   qmemmanMode?: number;
-  /** Default and longest hold of a reservation. */
+  /** Default hold of a reservation (and longest hold of a qmemman.sock connection); default: the book's. */
   holdTimeoutMs?: number;
   maxHoldTimeoutMs?: number;
   marginKib?: number;
@@ -67,7 +67,7 @@ export async function startAdmissionServer(manager: ManagerPort, opts: Admission
   book.attach(() => manager.lastSnapshot());
   const rule = opts.rule ?? QMEMMAN_RATE;
   const pollMs = opts.pollMs ?? 100;
-  const holdTimeoutMs = opts.holdTimeoutMs ?? 120_000;
+  const holdTimeoutMs = opts.holdTimeoutMs ?? book.timeoutMs;
   const admission = new Admission(manager, book, {
     clock, logger, reserveKib: opts.reserveKib, rule, pollMs,
     ...(opts.marginKib !== undefined ? { marginKib: opts.marginKib } : {}),
