@@ -77,6 +77,8 @@ export interface ReserveRequest {
   timeoutMs?: number;
   /** True once the client is gone: a queued or squeezing request is dropped. */
   cancelled?: () => boolean;
+  /** No VM name (qmemman.sock): any domain created meanwhile takes the reservation over. */
+  anyNewDomain?: boolean;
 }
 
 export class Admission {
@@ -123,7 +125,7 @@ export class Admission {
       return this.refuse(req, 'below-floors', refusalSentence(plan.refusal, req.forName), { refusal: plan.refusal });
     }
 
-    const r = this.book.add(req.forName, kib, 'squeezing', req.timeoutMs);
+    const r = this.book.add(req.forName, kib, 'squeezing', req.timeoutMs, req.anyNewDomain === true);
     this.manager.requestPass();
     const t0 = clock.now();
     const result = await waitForFree(

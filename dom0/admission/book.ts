@@ -20,8 +20,11 @@ export interface LiveReservation {
   sinceMs: number;
   expiresAtMs: number;
   state: 'squeezing' | 'held';
-  /** Domains that already existed with this name: only a new one takes the reservation over. */
+  /** Domains that already existed (with this name, or any for `anyNewDomain`): only a new
+   *  one takes the reservation over. */
   preexisting: number[];
+  /** The client did not say which VM (qmemman.sock): any domain created after it takes it over. */
+  anyNewDomain: boolean;
 }
 
 export interface BookOptions {
@@ -54,7 +57,13 @@ export class ReservationBook extends EventEmitter {
     this.snapshotOf = snapshot;
   }
 
-  add(forName: string, kib: number, state: LiveReservation['state'], timeoutMs = this.opts.timeoutMs): LiveReservation {
+  add(
+    forName: string,
+    kib: number,
+    state: LiveReservation['state'],
+    timeoutMs = this.opts.timeoutMs,
+    anyNewDomain = false,
+  ): LiveReservation {
     const now = this.opts.clock.now();
     const snap = this.snapshotOf();
     const r: LiveReservation = {
@@ -64,7 +73,8 @@ export class ReservationBook extends EventEmitter {
       sinceMs: now,
       expiresAtMs: now + timeoutMs,
       state,
-      preexisting: (snap?.vms ?? []).filter((vm) => vm.name === forName).map((vm) => vm.domid),
+      preexisting: (snap?.vms ?? []).filter((vm) => anyNewDomain || vm.name === forName).map((vm) => vm.domid),
+      anyNewDomain,
     };
     const cancel = this.opts.clock.setTimer(timeoutMs, () => {
       if (!this.live.has(r.id)) return;
@@ -106,10 +116,13 @@ export class ReservationBook extends EventEmitter {
    * What each reservation still holds back: once its VM exists (a domain with its name that was
    * not there when it was made), the VM's own allocation counts against it, so the memory is
    * not counted twice between domain creation and the client's release (squeezed's in-transfer).
+   * qmemman.sock clients name no VM; their lock keeps them alone, so any new domain is theirs.
    */
   owedKib(r: LiveReservation, snap: HostSnapshot | null = this.snapshotOf()): number {
-    const started = snap?.vms.find((vm) => vm.name === r.forName && !r.preexisting.includes(vm.domid));
-    return Math.max(0, r.kib - (started?.actualKib ?? 0));
+    const taken = (snap?.vms ?? [])
+      .filter((vm) => (r.anyNewDomain || vm.name === r.forName) && !r.preexisting.includes(vm.domid))
+      .reduce((sum, vm) => sum + vm.actualKib, 0);
+    return Math.max(0, r.kib - taken);
   }
 
   /** The Manager's `reservations` dependency: bind-free, so it can be passed as is. */

@@ -121,6 +121,7 @@ export function serveQmemman(sock: net.Socket, admission: Admission, manager: Ma
         kib: Math.ceil(req.bytes / 1024),
         timeoutMs: opts.holdMaxMs,
         cancelled: () => closed,
+        anyNewDomain: true,
       });
       if (d.ok && closed) return void admission.release(d.id, 'qmemman.sock client disconnected');
       if (d.ok) reservation = d.id;

@@ -156,6 +156,22 @@ describe('admission (fake manager, virtual clock)', () => {
     expect(clock.now()).toBeGreaterThanOrEqual(5000);
   });
 
+  it('an unnamed (qmemman.sock) reservation is taken over by any domain created after it', async () => {
+    const { admission, book, manager } = rig([work], 4 * GiB);
+    const d = await admission.reserve({ forName: 'qmemman-1', kib: 1 * GiB, anyNewDomain: true });
+    if (!d.ok) throw new Error(d.message);
+    manager.startDomain({ domid: 9, name: 'whatever', actualKib: 1 * GiB, floorKib: 0 });
+    expect(book.reservations()).toEqual([{ id: d.id, forName: 'qmemman-1', kib: 0 }]);
+  });
+
+  it('a named reservation is not taken over by some other new domain', async () => {
+    const { admission, book, manager } = rig([work], 4 * GiB);
+    const d = await admission.reserve({ forName: 'new', kib: 1 * GiB });
+    if (!d.ok) throw new Error(d.message);
+    manager.startDomain({ domid: 9, name: 'other', actualKib: 1 * GiB, floorKib: 0 });
+    expect(book.reservations()).toEqual([{ id: d.id, forName: 'new', kib: 1 * GiB }]);
+  });
+
   it('a cancelled request (client gone) is dropped without a refusal record', async () => {
     const { admission, book } = rig([{ ...work, kibPerPass: 1 * MiB }], 64 * MiB);
     let gone = false;
