@@ -71,8 +71,12 @@ export function syntheticHost(n: number, seed = 42): HostSnapshot {
       override: r() < 0.1 ? { weight: 1 + Math.floor(4 * r()) } : null, history: EMPTY_HISTORY,
     });
   }
-  // Scarce: a little free memory, so the pool sits between Σ floors and Σ ideals.
-  return { nowMs: 10_000_000, totalKib: sumActual + 8 * G, freeKib: Math.floor(sumActual * 0.05), reservations: [], vms };
+  // Scarce: a reservation takes a tenth of the VMs' memory, so the pool sits between Σ floors
+  // and Σ ideals (the weighted proportional split runs).
+  return {
+    nowMs: 10_000_000, totalKib: sumActual + 8 * G, freeKib: Math.floor(sumActual * 0.02),
+    reservations: [{ id: 'bench', forName: 'starting-vm', kib: Math.floor(sumActual * 0.1) }], vms,
+  };
 }
 
 /** The same host one pass later, carrying the first pass's history. */

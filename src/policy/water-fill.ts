@@ -17,15 +17,17 @@ export function waterFill(caps: ArrayLike<number>, shares: ArrayLike<number>, am
     return out;
   }
   // Items saturate in order of cap/share; find λ by walking that order.
-  const idx: number[] = [];
+  const ratio = new Float64Array(n);
+  const active: number[] = [];
   let shareLeft = 0;
   for (let i = 0; i < n; i++) {
     if (caps[i]! > 0 && shares[i]! > 0) {
-      idx.push(i);
+      ratio[i] = caps[i]! / shares[i]!;
+      active.push(i);
       shareLeft += shares[i]!;
     }
   }
-  idx.sort((a, b) => caps[a]! / shares[a]! - caps[b]! / shares[b]!);
+  const idx = Uint32Array.from(active).sort((a, b) => ratio[a]! - ratio[b]!);
   let left = amount;
   let k = 0;
   for (; k < idx.length; k++) {
