@@ -34,7 +34,7 @@ export function serveNative(sock: net.Socket, admission: Admission, opts: Native
     while ((nl = buf.indexOf('\n')) >= 0) {
       const line = buf.slice(0, nl).trim();
       buf = buf.slice(nl + 1);
-      if (line) chain = chain.then(() => handle(line));
+      if (line) chain = chain.then(() => handle(line)).catch((err: unknown) => internalError(err));
     }
     if (Buffer.byteLength(buf) > MAX_LINE_BYTES) {
       opts.logger?.warn({ bytes: Buffer.byteLength(buf) }, 'admission: request line too long; connection closed');
@@ -49,6 +49,13 @@ export function serveNative(sock: net.Socket, admission: Admission, opts: Native
     for (const id of owned) admission.release(id, 'its client disconnected');
     owned.clear();
   });
+
+  // A bug must cost this request, never the service (an unhandled rejection would end it).
+  function internalError(err: unknown): void {
+    const message = err instanceof Error ? err.message : String(err);
+    opts.logger?.warn({ err: message }, 'admission: request failed');
+    send({ ok: false, kind: 'invalid', message: `internal error: ${message}` });
+  }
 
   async function handle(line: string): Promise<void> {
     if (closed) return;

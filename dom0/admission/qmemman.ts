@@ -79,7 +79,7 @@ export function serveQmemman(sock: net.Socket, admission: Admission, manager: Ma
   sock.on('error', () => {});
   sock.on('close', finish);
   sock.on('end', () => {
-    if (!started && buf.length > 0) start();
+    if (!started && buf.length > 0) run();
     sock.end();
   });
   sock.on('data', (chunk: Buffer) => {
@@ -90,13 +90,21 @@ export function serveQmemman(sock: net.Socket, admission: Admission, manager: Ma
       return;
     }
     buf = Buffer.concat([buf, chunk]);
-    if (buf.includes(0x0a) || buf.length >= 1024) return start();
+    if (buf.includes(0x0a) || buf.length >= 1024) return run();
     quiet?.();
-    quiet = opts.clock.setTimer(opts.quietMs ?? 200, start);
+    quiet = opts.clock.setTimer(opts.quietMs ?? 200, run);
   });
 
   function reply(text: 'OK' | 'FAIL' | 'INVALID_ARG'): void {
     if (!closed && sock.writable) sock.write(text + '\n');
+  }
+
+  // A bug must cost this client a FAIL, never the service (an unhandled rejection would end it).
+  function run(): void {
+    start().catch((err: unknown) => {
+      opts.logger?.warn({ conn, err: err instanceof Error ? err.message : String(err) }, 'qmemman.sock: request failed; FAIL');
+      reply('FAIL');
+    });
   }
 
   async function start(): Promise<void> {

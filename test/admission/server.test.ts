@@ -261,6 +261,29 @@ describe('xmem admission socket (JSON lines)', () => {
   });
 });
 
+describe('robustness', () => {
+  it('a failure inside a request costs that request (error reply / FAIL), never the service', async () => {
+    await start([work], 64 * MiB);
+    const real = manager.lastDecisions.bind(manager);
+    manager.lastDecisions = () => {
+      throw new Error('boom');
+    };
+    const c = await AdmissionConnection.connect(path.join(dir, 'admission.sock'));
+    const r = await c.request({ op: 'reserve', bytes: 1 << 30, for: 'x' }, ReserveReplySchema);
+    expect(r).toMatchObject({ ok: false, kind: 'invalid', message: 'internal error: boom' });
+    const q = await rawConnect(path.join(dir, 'qmemman.sock'));
+    q.socket.write(`${1 << 30}\n`);
+    expect((await q.waitBytes(5)).toString('latin1')).toBe('FAIL\n');
+    q.socket.end();
+    await q.closed;
+    manager.lastDecisions = real;
+    // Same connection, next request: served.
+    const again = await c.request({ op: 'list' }, ListReplySchema);
+    expect(again.ok).toBe(true);
+    c.close();
+  });
+});
+
 describe('state for xmem top', () => {
   it('stateSource decorates the manager\'s state with live reservations (squeezing/held) and refusals; off detaches', async () => {
     await start([work], 2 * GiB);
