@@ -8,7 +8,7 @@ import { renderPlainTable } from '../sim/table.js';
 
 export const summary = 'run a simulated Xen host (no Xen needed) with the real balancer; watch it with xmem top';
 
-const USAGE = `usage: xmem sim [SCENARIO] [--policy P] [--speed X|max] [--socket PATH] [--every S]
+const USAGE = `usage: xmem sim [SCENARIO] [--policy P] [--speed X|max] [--socket PATH] [--every S] [--xenstore P]
 
   SCENARIO       a scenario name (see --list) or a path to a scenario .json (default qubes-laptop)
   --policy P     xmem (default), qmemman, squeezed or static
@@ -17,6 +17,8 @@ const USAGE = `usage: xmem sim [SCENARIO] [--policy P] [--speed X|max] [--socket
   --socket PATH  state socket for \`xmem top --socket PATH\` (default $XMEM_STATE_SOCKET, else
                  /tmp/xmem-sim-<uid>/state.sock)
   --every S      print a plain table every S simulated seconds (default 10; 0 = never)
+  --xenstore P   use the xenstored listening on socket P (e.g. a private C xenstored) instead of
+                 the embedded store; guests then write as dom0. Not with --speed max.
   --list         list the scenarios
 
 Simulated VMs publish real xmem agent reports into an in-process xenstore; the real manager
@@ -36,6 +38,7 @@ export async function main(argv: string[]): Promise<number> {
         speed: { type: 'string', default: '1' },
         socket: { type: 'string' },
         every: { type: 'string', default: '10' },
+        xenstore: { type: 'string' },
         list: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -72,17 +75,18 @@ export async function main(argv: string[]): Promise<number> {
     throw err;
   }
 
+  if (speed === Infinity && values.xenstore) return usage('--xenstore needs a real-time --speed (a daemon answers in real time)');
   if (speed === Infinity) {
     const r = await runScenario(scenario, values.policy);
     process.stdout.write(renderResults(r, values.policy) + '\n');
     return 0;
   }
-  return live(scenario, values.policy, speed, values.socket ?? defaultSimSocket(), every);
+  return live(scenario, values.policy, speed, values.socket ?? defaultSimSocket(), every, values.xenstore);
 }
 
-async function live(scenario: Scenario, policy: string, speed: number, socketPath: string, everyS: number): Promise<number> {
+async function live(scenario: Scenario, policy: string, speed: number, socketPath: string, everyS: number, xenstorePath?: string): Promise<number> {
   const logger = createLogger('warn', process.stderr as never);
-  const run = await startLiveSim({ scenario, policy, speed, socketPath, logger });
+  const run = await startLiveSim({ scenario, policy, speed, socketPath, logger, ...(xenstorePath ? { xenstorePath } : {}) });
   process.stdout.write(`simulating ${scenario.name} (${scenario.durationS} s at ${speed}x) with policy ${policy}\n`
     + `watch it live:  xmem top --socket ${socketPath}\n`);
   const table = everyS > 0 ? setInterval(() => process.stdout.write(renderPlainTable(run.rig.sim, policy) + '\n\n'), (everyS * 1000) / speed) : null;

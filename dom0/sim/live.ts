@@ -2,6 +2,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type pino from 'pino';
 import { POLICIES } from '../../src/policy/config.js';
+import { connectXenstore } from '../../src/xenstore/client.js';
 import { startStateServer, type StateServer } from '../state/server.js';
 import { buildSimRig, type SimRig } from './run.js';
 import type { Scenario } from './scenario.js';
@@ -29,9 +30,13 @@ export interface LiveSim {
   stop(): Promise<void>;
 }
 
-export async function startLiveSim(o: { scenario: Scenario; policy: string; speed: number; socketPath: string; logger: pino.Logger }): Promise<LiveSim> {
+export async function startLiveSim(o: { scenario: Scenario; policy: string; speed: number; socketPath: string; logger: pino.Logger; xenstorePath?: string }): Promise<LiveSim> {
   const clock = scaledClock(o.speed);
-  const rig = await buildSimRig({ scenario: o.scenario, policy: o.policy, clock, logger: o.logger });
+  const xenstorePath = o.xenstorePath;
+  const rig = await buildSimRig({
+    scenario: o.scenario, policy: o.policy, clock, logger: o.logger,
+    ...(xenstorePath ? { connect: () => connectXenstore({ path: xenstorePath }) } : {}),
+  });
   const server = await startStateServer(rig.source, { socketPath: o.socketPath, logger: o.logger });
   await rig.start();
   let cancel: () => void = () => {};
