@@ -18,6 +18,8 @@ const run = promisify(execFile);
 interface Rates {
   write_ops: number;
   read_ops: number;
+  /** Client CPU (user + system) per XS_WRITE, in µs: less sensitive to a busy machine than rates. */
+  write_cpu_us: number;
 }
 
 async function rate(fn: () => Promise<unknown>, seconds: number): Promise<number> {
@@ -35,9 +37,13 @@ async function rate(fn: () => Promise<unknown>, seconds: number): Promise<number
 async function ours(xs: XenstoreConnection, seconds: number): Promise<Rates> {
   const key = '/bench/xmem/key';
   await rate(() => xs.write(key, '1048576'), 0.2); // warm-up (JIT)
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
   const write_ops = await rate(() => xs.write(key, '1048576'), seconds);
+  const cpu = process.cpuUsage(c0);
+  const write_cpu_us = (cpu.user + cpu.system) / (write_ops * ((performance.now() - t0) / 1000));
   const read_ops = await rate(() => xs.read(key), seconds);
-  return { write_ops, read_ops };
+  return { write_ops, read_ops, write_cpu_us };
 }
 
 async function python(script: string, socketPath: string, seconds: number, pythonPath?: string): Promise<Rates> {
@@ -71,14 +77,16 @@ export default async function main(argv: string[]): Promise<void> {
     await daemon.stop();
   }
   const med = (who: keyof typeof results, what: keyof Rates) => median(results[who].map((x) => x[what]));
-  const rows: [string, number, number][] = [
-    ['xmem (TypeScript, this client)', med('xmem', 'write_ops'), med('xmem', 'read_ops')],
-    ['raw Python socket client', med('raw', 'write_ops'), med('raw', 'read_ops')],
-    ['pyxs 0.4.2 (Debian)', med('pyxs', 'write_ops'), med('pyxs', 'read_ops')],
+  const rows: [string, number, number, number][] = [
+    ['xmem (TypeScript, this client)', med('xmem', 'write_ops'), med('xmem', 'read_ops'), med('xmem', 'write_cpu_us')],
+    ['raw Python socket client', med('raw', 'write_ops'), med('raw', 'read_ops'), med('raw', 'write_cpu_us')],
+    ['pyxs 0.4.2 (Debian)', med('pyxs', 'write_ops'), med('pyxs', 'read_ops'), med('pyxs', 'write_cpu_us')],
   ];
   console.log(`C xenstored 4.17 (Debian), unix socket, one request in flight; median of ${rounds} rounds of ${seconds}s`);
-  console.log(`${'client'.padEnd(32)} ${'XS_WRITE/s'.padStart(11)} ${'XS_READ/s'.padStart(11)}`);
-  for (const [name, w, rd] of rows) console.log(`${name.padEnd(32)} ${k(w).padStart(11)} ${k(rd).padStart(11)}`);
+  console.log(`${'client'.padEnd(32)} ${'XS_WRITE/s'.padStart(11)} ${'XS_READ/s'.padStart(11)} ${'CPU µs/write'.padStart(13)}`);
+  for (const [name, w, rd, cpu] of rows) {
+    console.log(`${name.padEnd(32)} ${k(w).padStart(11)} ${k(rd).padStart(11)} ${cpu.toFixed(1).padStart(13)}`);
+  }
   const [x, raw, py] = rows;
   // Ratios per round (the clients of one round ran back to back), then their median: the
   // machine's load drifts between rounds far more than within one.

@@ -2,11 +2,12 @@
 """Baseline for `npm run bench -- xenstore`: the leanest sequential xenstore client in Python.
 
 One unix socket, one request in flight, hand-built xsd_sockmsg frames (type, req_id, tx_id,
-len as little-endian uint32). Prints JSON {"write_ops": n/s, "read_ops": n/s}.
+len as little-endian uint32). Prints JSON {"write_ops": n/s, "read_ops": n/s, "write_cpu_us": client CPU per write}.
 
 usage: xenstore_raw.py SOCKET SECONDS
 """
 import json
+import resource
 import socket
 import struct
 import sys
@@ -35,6 +36,11 @@ def call(sock, rid, op, payload):
     return body
 
 
+def cpu_seconds():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def rate(sock, op, payload, seconds):
     rid, n = 0, 0
     end = time.perf_counter() + seconds
@@ -56,9 +62,11 @@ def main():
     key = b"/bench/raw/key"
     write = key + b"\0" + b"1048576"
     rate(sock, XS_WRITE, write, 0.2)  # warm-up
+    c0, t0 = cpu_seconds(), time.perf_counter()
     w = rate(sock, XS_WRITE, write, seconds)
+    write_cpu_us = (cpu_seconds() - c0) / (w * (time.perf_counter() - t0)) * 1e6
     r = rate(sock, XS_READ, key + b"\0", seconds)
-    print(json.dumps({"write_ops": w, "read_ops": r}))
+    print(json.dumps({"write_ops": w, "read_ops": r, "write_cpu_us": write_cpu_us}))
 
 
 if __name__ == "__main__":
