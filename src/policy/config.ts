@@ -64,6 +64,9 @@ export const PressureSchema = z.strictObject({
   growIntervalMs: ms(3_600_000).default(2_000),
   /** …and at least this long after the last pressured pass. */
   holdMs: ms(3_600_000).default(30_000),
+  /** Under scarcity, a VM under pressure (or within holdMs of it) shares with its weight
+   *  multiplied by this, so memory comes from calm VMs first. */
+  scarcityWeight: z.number().min(1).max(100).default(4),
   /** Past this long after the last pressure, shrinking no longer waits for PSI to decay (a
    *  guest with a steady low stall would otherwise keep its extra memory for ever). */
   decayMaxMs: ms(86_400_000).default(300_000),

@@ -23,6 +23,8 @@ export interface Demand {
   /** What moderation did, for the reason ('' when nothing notable). */
   note: string;
   pressured: boolean;
+  /** Under pressure now or within holdMs of it: favoured when memory is scarce. */
+  recentPressure: boolean;
 }
 
 export function demand(vm: VmSnapshot, est: Estimate, pr: PressureReading, cfg: PolicyConfig, nowMs: number): Demand {
@@ -81,6 +83,7 @@ export function demand(vm: VmSnapshot, est: Estimate, pr: PressureReading, cfg: 
   return {
     wantKib: want,
     pressured: pr.pressured,
+    recentPressure: lastPressure !== null && nowMs - lastPressure < cfg.pressure.holdMs,
     note,
     history: {
       lastTargetKib: h.lastTargetKib,

@@ -67,7 +67,7 @@ export function decideXmem(snap: HostSnapshot, cfg: PolicyConfig): PolicyResult 
     lower[i] = Math.min(est.floorKib, vm.actualKib);
     want[i] = dem.wantKib;
     ceiling[i] = est.ceilingKib;
-    weight[i] = weightOf(vm, cfg);
+    weight[i] = weightOf(vm, cfg) * (dem.recentPressure ? cfg.pressure.scarcityWeight : 1);
     ideal[i] = est.idealKib;
     current[i] = currentTarget(vm);
     urgent[i] = dem.pressured;

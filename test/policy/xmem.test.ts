@@ -204,6 +204,23 @@ describe('xmem policy: pressure, moderation, probing, hysteresis', () => {
     expect(stalled.history[1]!.lastPressureMs).toBe(1000);
   });
 
+  it('under scarcity a stalling VM shares with 4× its weight, so calm VMs give first', () => {
+    const two = (stot: number, history = [EMPTY_HISTORY, EMPTY_HISTORY]) =>
+      host(
+        [1, 2].map((domid, i) =>
+          vm(domid, { actualKib: 2 * G, signal: xmemSignal({ allocation: 2 * G, commit: 2 * G, unrec: 1 * G, psi: psi({ stot: domid === 1 ? stot : 0 }) }), history: history[i]! }),
+        ),
+        { freeKib: 0, reservations: [{ id: 'r', forName: 'x', kib: 1 * G }], nowMs: 5000 },
+      );
+    const h = decide(two(0), free).history;
+    const r = decide(two(100_000, [h[1]!, h[2]!]), free);
+    const [a, b] = r.decisions;
+    expect(r.summary).toMatch(/scarcity/);
+    const fa = (a!.targetKib - a!.floorKib) / (r.history[1]!.wantKib! - a!.floorKib);
+    const fb = (b!.targetKib - b!.floorKib) / (r.history[2]!.wantKib! - b!.floorKib);
+    expect(fa / fb).toBeCloseTo(4, 2);
+  });
+
   it('a small stall still buys growMin; the same report seen twice does not grow twice', () => {
     const h0 = decide(at(0, { psi: psi({ stot: 0 }) }), free).history[1]!;
     const r1 = decide(at(1000, { psi: psi({ stot: 15_000 }), history: h0 }), free);
