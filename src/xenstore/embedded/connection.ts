@@ -16,7 +16,6 @@ export class EmbeddedConnection extends EventEmitter implements XenstoreClient {
   private readonly caller: Caller;
   private closed = false;
   private nextToken = 1;
-  private readonly handlers = new Map<string, WatchHandler>();
 
   constructor(private readonly store: EmbeddedStore, readonly domid: number) {
     super();
@@ -73,13 +72,11 @@ export class EmbeddedConnection extends EventEmitter implements XenstoreClient {
 
   async watch(path: string, handler: WatchHandler): Promise<() => Promise<void>> {
     const token = `emb${this.nextToken++}`;
-    const key = await this.op(() => this.store.watch(this.caller, path, token, this.sink(handler)));
-    this.handlers.set(key, handler);
+    await this.op(() => this.store.watch(this.caller, path, token, this.sink(handler)));
     let done = false;
     return async () => {
       if (done) return;
       done = true;
-      this.handlers.delete(key);
       if (!this.closed) await this.op(() => this.store.unwatch(this.caller, path, token));
     };
   }
@@ -145,17 +142,13 @@ export class EmbeddedConnection extends EventEmitter implements XenstoreClient {
   }
 
   resetWatches(): Promise<void> {
-    return this.op(() => {
-      this.store.resetWatches(this.caller);
-      this.handlers.clear();
-    });
+    return this.op(() => this.store.resetWatches(this.caller));
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     this.store.dropCaller(this.caller);
-    this.handlers.clear();
     this.emit('close');
   }
 }
