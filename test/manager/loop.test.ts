@@ -1,5 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { peerSkipReason, startXenstored, type PeerDaemon } from '../peer/daemon.js';
+import { connectGuest } from '../peer/guest.js';
 import { connectXenstore } from '../../src/xenstore/client.js';
 import type { HostSnapshot, PolicyResult, VmDecision } from '../../src/policy/types.js';
 import { keys } from '../../dom0/manager/keys.js';
@@ -216,6 +217,29 @@ describe.skipIf(skip !== null)('manager loop on the real C xenstored', () => {
     expect(await rig.tools.read(keys(7).xmemStaticMax)).toBe(String(2 * GiB));
     rig.host.remove(7);
     await rig.waitFor(() => !rig!.manager.state().vms.some((v) => v.domid === 7), 'domain 7 gone');
+  });
+
+  it('a real guest is introduced (@introduceDomain): its Qubes keys are writable by it, and its reports drive it', async () => {
+    rig = await makeRig({ socketPath: daemon.socketPath, totalKib: 16 * GiB, domains: twoVms() });
+    await rig.waitFor(() => rig!.passes.length > 0, 'first pass');
+    const passesBefore = rig.passes.length;
+    // Xen knows the domain before the toolstack introduces it to xenstored.
+    rig.host.add({ domid: 9, name: 'guest9', actualKib: 1 * GiB, maxmemKib: 1 * GiB + 1024 });
+    const guest = await connectGuest(daemon, 9, { name: 'guest9', targetKib: 1 * GiB, staticMaxKib: 4 * GiB });
+    try {
+      await rig.waitFor(() => rig!.manager.state().vms.some((v) => v.domid === 9), 'introduced domain balanced', 5000);
+      expect(rig.passes.length).toBeGreaterThan(passesBefore);
+      // As stock meminfo-writer does: relative path, digits only, written by the guest itself.
+      await rig.waitFor(async () => (await rig!.tools.tryRead(keys(9).qubes)) !== null, 'key granted');
+      await guest.xs.write('memory/meminfo', String(700 * MiB));
+      await rig.waitFor(() => rig!.manager.state().vms.find((v) => v.domid === 9)?.signal === 'qubes', 'qubes signal');
+      await expect(guest.xs.write('memory/target', '1')).rejects.toMatchObject({ errno: 'EACCES' });
+      await guest.xs.write('data/xmem', JSON.stringify(report({ seq: 1 })));
+      await rig.waitFor(() => rig!.manager.state().vms.find((v) => v.domid === 9)?.signal === 'xmem', 'xmem signal');
+    } finally {
+      rig.host.remove(9);
+      await guest.close();
+    }
   });
 
   it('xenstored killed and restarted: the manager reconnects, rebuilds from xenstore and resumes', async () => {
