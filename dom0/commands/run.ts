@@ -6,6 +6,7 @@ import { XlHost, execaXl } from '../host/xl-host.js';
 import { createLogger } from '../log.js';
 import { Manager } from '../manager/manager.js';
 import { ReservationBook } from '../admission/book.js';
+import { withAdmissionPins } from '../admission/pins.js';
 import { startAdmissionServer, type AdmissionServer } from '../admission/server.js';
 import { startStateServer, type StateServer } from '../state/server.js';
 import { stateSocketPath } from '../state/paths.js';
@@ -82,7 +83,7 @@ async function serve(config: XmemConfig): Promise<number> {
   const manager = new Manager({
     xs, host, clock: realClock, config, logger: log, reconnect: connect,
     reservations: book.reservations,
-    // TODO(MGR): decide: withAdmissionPins(book) once dom0/admission/pins.ts is committed.
+    decide: withAdmissionPins(book),
   });
 
   let admission: AdmissionServer | null = null;
