@@ -12,10 +12,12 @@ export interface VmMetrics {
   idleMiBs: number;
   /** MiB·s of allocation below what it needed. */
   shortMiBs: number;
+  /** Seconds it ran (not paused): stall-seconds are comparable per VM-second only. */
+  liveS: number;
 }
 
 export const emptyVmMetrics = (name: string): VmMetrics => ({
-  name, stallSomeS: 0, stallFullS: 0, oomKills: 0, swapOutMiB: 0, idleMiBs: 0, shortMiBs: 0,
+  name, stallSomeS: 0, stallFullS: 0, oomKills: 0, swapOutMiB: 0, idleMiBs: 0, shortMiBs: 0, liveS: 0,
 });
 
 export interface StartRecord {
@@ -49,6 +51,9 @@ export interface Totals {
   startMeanS: number;
   startMaxS: number;
   violations: number;
+  /** VM-seconds run, and stall-some as a share of them (percent). */
+  vmSeconds: number;
+  stallPct: number;
 }
 
 export function totals(r: SimResults): Totals {
@@ -65,5 +70,7 @@ export function totals(r: SimResults): Totals {
     startMeanS: admitted.length ? admitted.reduce((s, x) => s + x.latencyS, 0) / admitted.length : 0,
     startMaxS: admitted.reduce((m, x) => Math.max(m, x.latencyS), 0),
     violations: Object.values(r.violationCounts).reduce((a, b) => a + b, 0),
+    vmSeconds: sum((v) => v.liveS),
+    stallPct: sum((v) => v.liveS) > 0 ? (100 * sum((v) => v.stallSomeS)) / sum((v) => v.liveS) : 0,
   };
 }

@@ -161,6 +161,7 @@ export class Simulation extends EventEmitter {
       const demand = vm.player.at((now - vm.startedMs) / 1000);
       vm.guest.step(d.actualKib, demand, dtS);
       const m = vm.metrics;
+      m.liveS += dtS;
       m.idleMiBs += (Math.max(0, d.actualKib - vm.guest.needKib()) / MIB) * dtS;
       m.shortMiBs += (Math.max(0, vm.guest.needKib() - d.actualKib) / MIB) * dtS;
       if (vm.spec.agent && now - vm.lastPublishMs >= REPORT_CHECK_MS) writes.push(this.publish(vm, now));
