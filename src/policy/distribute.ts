@@ -3,7 +3,7 @@ import { waterFill } from './water-fill.js';
 /**
  * Shares the pool among managed VMs, given each one's bounds. Pure, O(n log n).
  *
- * - enough   (pool ≥ Σ want):  everyone gets its want; the surplus goes where `surplus` says:
+ * - enough   (pool ≥ Σ want):  everyone gets its want; the surplus beyond `keepFreeKib` goes where `surplus` says:
  *            `proportional` in proportion to weight × ideal (qmemman's rule, ∝ pref), up to each
  *            ceiling; `dom0` to dom0 up to its ceiling; `free` nowhere.
  * - scarcity (Σ floor ≤ pool < Σ want): everyone gets its floor plus the same weighted
@@ -40,7 +40,7 @@ export interface Distribution {
   surplusKib: number;
 }
 
-export function distribute(b: Bounds, pool: number, surplus: SurplusMode): Distribution {
+export function distribute(b: Bounds, pool: number, surplus: SurplusMode, keepFreeKib = 0): Distribution {
   const n = b.want.length;
   let sumWant = 0;
   let sumFloor = 0;
@@ -66,9 +66,9 @@ export function distribute(b: Bounds, pool: number, surplus: SurplusMode): Distr
         caps[i] = Math.max(0, b.ceiling[i]! - b.want[i]!);
         shares[i] = b.weight[i]! * b.shareBase[i]!;
       }
-      extra = waterFill(caps, shares, surplusKib);
+      extra = waterFill(caps, shares, Math.max(0, surplusKib - keepFreeKib));
     } else if (surplus === 'dom0' && b.dom0 >= 0) {
-      extra[b.dom0] = Math.floor(Math.min(surplusKib, Math.max(0, b.ceiling[b.dom0]! - b.want[b.dom0]!)));
+      extra[b.dom0] = Math.floor(Math.min(Math.max(0, surplusKib - keepFreeKib), Math.max(0, b.ceiling[b.dom0]! - b.want[b.dom0]!)));
     }
     for (let i = 0; i < n; i++) targets[i]! += extra[i]!;
   } else if (pool >= sumFloor) {

@@ -7,10 +7,11 @@ import { ceilingOf, clamp, fmt, minOf } from './common.js';
  * allocation: guest-side numbers get the gap (Xen allocation − MemTotal: kernel, memmap,
  * firmware, ~60 MiB on the lab's guests) added back.
  *
- * - floor = unreclaimable + headroom + gap, at least the VM's min. "Unreclaimable" is what is
+ * - floor = unreclaimable + max(headroom, hot page cache) + gap, at least the VM's min. "Unreclaimable" is what is
  *   in use minus what the kernel can drop (file LRU, SReclaimable): anon, shmem, SUnreclaim,
- *   page tables, stacks… Swap does not lower it: ballooning a guest into swap is a
- *   performance cliff, and below its working set a guest dies within seconds (xen-lab §6.3).
+ *   page tables, stacks… plus swap in use. Swap never lowers it: ballooning a guest into swap
+ *   is a performance cliff, and below its working set a guest dies within seconds
+ *   (xen-lab §6.3).
  * - ideal = max(Committed_AS, unreclaimable) + cache allowance + gap (dom0: + boost).
  * Both within [0, ceiling]; ideal ≥ floor.
  */
@@ -39,10 +40,17 @@ export function estimate(vm: VmSnapshot, cfg: PolicyConfig): Estimate | null {
       const r = s.report;
       const allocation = r.bcur !== null && r.bcur > 0 ? r.bcur : vm.actualKib;
       const gap = clamp(allocation - r.total, 0, cfg.gapMax);
-      const unrec = Math.max(0, r.total - r.free - r.afile - r.ifile - r.srec);
+      // Anonymous memory already pushed to swap is still the guest's (qmemman counts it as
+      // used too): leaving it out would lower the floor of a swapping guest, squeeze it
+      // further and make it swap more.
+      const swapped = Math.max(0, r.swtot - r.swfree);
+      const unrec = Math.max(0, r.total - r.free - r.afile - r.ifile - r.srec) + swapped;
       const base = Math.max(r.commit, unrec);
       const cache = cacheAllowance(r.commit, r.afile, cfg);
-      floor0 = unrec + cfg.floorHeadroom + gap;
+      // The hot page cache (Active(file)) is working set too: squeezing it out makes the
+      // guest refault and stall, so it counts in the floor (bounded by cacheMax).
+      const hotCache = cfg.floorUsesActiveFile ? Math.min(r.afile, cfg.cacheMax) : 0;
+      floor0 = unrec + Math.max(cfg.floorHeadroom, hotCache) + gap;
       ideal0 = base + cache + gap;
       detail = `${r.commit >= unrec ? 'Committed_AS' : 'unreclaimable'} ${fmt(base)} + cache ${fmt(cache)} + gap ${fmt(gap)}`;
       break;

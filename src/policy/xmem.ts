@@ -73,7 +73,7 @@ export function decideXmem(snap: HostSnapshot, cfg: PolicyConfig): PolicyResult 
     urgent[i] = dem.pressured;
     if (vm.domid === 0) dom0 = i;
   }
-  const dist = distribute({ lower, floor, want, ceiling, weight, shareBase: ideal, dom0 }, pool, cfg.surplus);
+  const dist = distribute({ lower, floor, want, ceiling, weight, shareBase: ideal, dom0 }, pool, cfg.surplus, cfg.surplusKeepFree);
   const sig = significance({ current, proposed: dist.targets, floor, ceiling, urgent }, pool, cfg);
 
   const text = passText(dist, pool, cfg);

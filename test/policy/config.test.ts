@@ -8,7 +8,9 @@ describe('policy config', () => {
   it('has a default for everything, sizes in KiB', () => {
     const c = defaultPolicyConfig();
     expect(c.policy).toBe('xmem');
-    expect(c.surplus).toBe('proportional');
+    expect(c.surplus).toBe('free');
+    expect(c.surplusKeepFree).toBe(0);
+    expect(c.floorUsesActiveFile).toBe(true);
     expect(c.hostFreeReserve).toBe(64 * M);
     expect(c.vmMin).toBe(200 * M);
     expect(c.dom0).toEqual({ floor: 1024 * M, boost: 350 * M, weight: 1 });

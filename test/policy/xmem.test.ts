@@ -36,6 +36,18 @@ describe('xmem policy: estimates', () => {
     expect(d.vm3!.targetKib).toBe(1 * G);
   });
 
+  it('the hot page cache (Active(file), up to cacheMax) counts in the floor; swap in use too', () => {
+    const hot = xmemSignal({ allocation: 2 * G, commit: 1 * G, unrec: 500 * M, afile: 300 * M });
+    const d = decide(host([vm(1, { actualKib: 2 * G, signal: hot })]), free).decisions[0]!;
+    expect(d.floorKib).toBe(500 * M + 300 * M + 64 * M);
+    const off = decide(host([vm(1, { actualKib: 2 * G, signal: hot })]), cfg({ surplus: 'free', floorUsesActiveFile: false })).decisions[0]!;
+    expect(off.floorKib).toBe(floorOf(500 * M));
+    const swapping = xmemSignal({ allocation: 2 * G, commit: 1 * G, unrec: 500 * M });
+    if (swapping.kind !== 'xmem') throw new Error('unreachable');
+    swapping.report = { ...swapping.report, swtot: 1 * G, swfree: 1 * G - 200 * M };
+    expect(decide(host([vm(1, { actualKib: 2 * G, signal: swapping })]), free).decisions[0]!.floorKib).toBe(floorOf(700 * M));
+  });
+
   it('dom0 has its own floor and boost', () => {
     const snap = host([vm(0, { actualKib: 2 * G, signal: xmemSignal({ allocation: 2 * G, commit: 300 * M, unrec: 200 * M }) })], { freeKib: 8 * G });
     const d = decide(snap, free).decisions[0]!;
@@ -65,6 +77,15 @@ describe('xmem policy: sharing', () => {
     expect(sum(r.decisions.map((d) => d.targetKib))).toBeGreaterThanOrEqual(pool - 2);
     expect(b!.reason).toMatch(/enough memory: ideal .* plus [\d.]+[MG] of the [\d.]+G surplus \(proportional\)/);
     expect(r.summary).toMatch(/^xmem: enough memory/);
+  });
+
+  it('surplusKeepFree: that much of the surplus stays free, the rest is shared', () => {
+    const freeKib = 6 * G;
+    const all = decide(two(freeKib), cfg({ surplus: 'proportional' }));
+    const kept = decide(two(freeKib), cfg({ surplus: 'proportional', surplusKeepFree: '1G' }));
+    const total = (r: typeof all) => sum(r.decisions.map((d) => d.targetKib));
+    expect(total(all) - total(kept)).toBeGreaterThanOrEqual(1 * G - 2);
+    expect(total(all) - total(kept)).toBeLessThanOrEqual(1 * G + 2);
   });
 
   it('surplus free: targets are the ideals, the rest stays free', () => {
