@@ -3,7 +3,7 @@
 # only (apt-get download + dpkg-deb -x, debootstrap). Each stage has a key file; a stage is
 # rebuilt only when its inputs (package versions, these scripts, the node binary) change.
 #
-#   cache/boot/xen.elf, vmlinuz     Xen 4.17 hypervisor (32-bit ELF for QEMU's multiboot) + kernel
+#   cache/boot/xen.elf, vmlinuz, vmlinux   Xen 4.17 (32-bit ELF for QEMU multiboot), the kernel (+ unpacked)
 #   cache/rootfs/                   debootstrap minbase + xen-utils-4.17 (C xenstored, xl)
 #   cache/dom0.cpio.zst             dom0 initramfs: rootfs + modules + node + lab/dom0/init
 #   cache/guest-base.cpio.zst       guest initramfs: busybox, node, xenstore-* CLI, lab/domu/init
@@ -12,7 +12,7 @@
 #   cache/guest.img                 guest-base + the agent layer (dist + node_modules it needs)
 #
 # zstd everywhere: the emulated kernels unpack it several times faster than gzip.
-# Needs root and: qemu-system-x86 debootstrap busybox-static cpio kmod zstd binutils (see README).
+# Needs root and: qemu-system-x86 debootstrap busybox-static cpio kmod zstd binutils xz-utils file.
 set -euo pipefail
 LAB=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$LAB")
@@ -28,8 +28,8 @@ stage() { [ "$(cat "$C/.key-$1" 2>/dev/null)" != "$2" ]; }
 done_stage() { echo "$2" > "$C/.key-$1"; }
 
 [ "$(id -u)" = 0 ] || die "must run as root (debootstrap, device nodes in the images)"
-for t in qemu-system-x86_64 debootstrap cpio depmod modprobe zstd gzip strip; do
-  command -v $t >/dev/null || die "missing $t; install: apt-get install -y --no-install-recommends qemu-system-x86 debootstrap busybox-static cpio kmod zstd gzip binutils"
+for t in qemu-system-x86_64 debootstrap cpio depmod modprobe zstd gzip strip xz file; do
+  command -v $t >/dev/null || die "missing $t; install: apt-get install -y --no-install-recommends qemu-system-x86 debootstrap busybox-static cpio kmod zstd gzip binutils xz-utils file"
 done
 [ -x /bin/busybox ] || die "missing /bin/busybox (apt-get install busybox-static)"
 [ -n "$NODE" ] || die "no node binary"
@@ -40,7 +40,7 @@ kver() { apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-
 KVER=$(kver); [ -n "$KVER" ] || { apt-get update >/dev/null; KVER=$(kver); }
 [ -n "$KVER" ] || die "cannot resolve linux-image-amd64 (apt-get update?)"
 XENVER=$(apt-cache policy xen-hypervisor-4.17-amd64 | awk '/Candidate:/{print $2}')
-K_BOOT="$KVER $XENVER"
+K_BOOT="$KVER $XENVER vmlinux"
 if stage boot "$K_BOOT"; then
   log "downloading xen-hypervisor-4.17-amd64 $XENVER + linux-image-$KVER"
   rm -rf "$C/debs" "$C/extract" "$C/boot"; mkdir -p "$C/debs" "$C/extract" "$C/boot"
@@ -49,6 +49,10 @@ if stage boot "$K_BOOT"; then
   depmod -b "$C/extract" "$KVER"
   zcat "$C/extract/boot/xen-4.17-amd64.gz" > "$C/boot/xen.elf"
   cp "$C/extract/boot/vmlinuz-$KVER" "$C/boot/vmlinuz"
+  # guests get the kernel already unpacked: xl would otherwise un-xz it in emulated dom0 each time
+  off=$(LC_ALL=C grep -aboP '\xfd7zXZ\x00' "$C/boot/vmlinuz" | head -1 | cut -d: -f1)
+  tail -c +$((off + 1)) "$C/boot/vmlinuz" | xz -dc > "$C/boot/vmlinux" 2>/dev/null || true
+  file "$C/boot/vmlinux" | grep -q ELF || die "could not unpack the kernel's xz payload"
   done_stage boot "$K_BOOT"
 fi
 
@@ -91,7 +95,7 @@ if stage dom0 "$K_DOM0"; then
   printf '%s\n' 'XENSTORED=/usr/lib/xen-4.17/bin/xenstored' 'XENCONSOLED_ARGS="--log=guest"' >> $D/etc/default/xen
   mkdir -p $D/mnt/host $D/mnt/out $D/var/log/xen/console $D/var/lib/xen $D/opt/lab
   cp "$C/node" $D/usr/local/bin/node
-  cp "$C/boot/vmlinuz" $D/opt/lab/vmlinuz
+  cp "$C/boot/vmlinux" $D/opt/lab/vmlinux
   install -m 755 "$LAB/dom0/init" $D/init
   echo 'set enable-bracketed-paste off' > $D/root/.inputrc
   (cd "$D" && find . | cpio -o -H newc --quiet | zstd -q -T0 -3) > "$C/dom0.cpio.zst"

@@ -44,7 +44,7 @@ guest_create() {
   cat > "$cfg" <<EOF
 name = "$name"
 type = "pv"
-kernel = "/opt/lab/vmlinuz"
+kernel = "/opt/lab/vmlinux"
 ramdisk = "$GUEST_IMG"
 extra = "console=hvc0 quiet"
 memory = $2
@@ -83,11 +83,11 @@ hog_done() { xsr "$(dp "$1")/data/labr/hog" | grep -q '^done'; }
 manager_start() {
   local cfg=${1:-}; [ -n "$cfg" ] || cfg='{}'
   printf '%s\n' "$cfg" > /tmp/xmem.json
-  MGR_LOG=$OUT/xmem-$SCEN.log; touch "$MGR_LOG" 2>/dev/null || MGR_LOG=/tmp/xmem-$SCEN.log
+  MGR_LOG=/tmp/xmem-$SCEN.log   # not on 9p directly: writes there can block (copied at stop)
   $XMEM run --config /tmp/xmem.json >> "$MGR_LOG" 2>&1 &
   MGR_PID=$!
   # up = its state socket answers (the first pass is done); node starts slowly under emulation
-  if wait_until 180 status_json; then info "xmem run up after ${WAITED_MS} ms (pid $MGR_PID, log ${MGR_LOG#/mnt/})"
+  if wait_until 180 status_json; then info "xmem run up after ${WAITED_MS} ms (pid $MGR_PID, log lab/out/${MGR_LOG#/tmp/})"
   else fail "xmem run not answering after ${WAITED_MS} ms: $(head -c 300 /tmp/status.err)"; manager_tail; return 1; fi
 }
 manager_stop() {
@@ -95,6 +95,7 @@ manager_stop() {
   kill -TERM "$MGR_PID" 2>/dev/null
   wait_until 20 eval '! kill -0 $MGR_PID 2>/dev/null' || kill -KILL "$MGR_PID" 2>/dev/null
   wait "$MGR_PID" 2>/dev/null; MGR_RC=$?; MGR_PID=
+  timeout 20 cp "$MGR_LOG" "$OUT/" 2>/dev/null
 }
 manager_tail() { tail -n "${1:-20}" "$MGR_LOG" 2>/dev/null | cut -c1-400 | sed 's/^/    [xmem] /'; }
 
