@@ -42,7 +42,8 @@ export interface ApplyDeps {
 export async function applyPlan(plan: ApplyPlan, facts: HostFacts, deps: ApplyDeps, opts: ApplyOptions): Promise<ApplyResult> {
   const result: ApplyResult = { applied: [], deferred: [], facts: null };
 
-  for (const a of plan.shrinks) {
+  // Within a phase the VMs are independent: their requests go out together (pipelined).
+  await Promise.all(plan.shrinks.map(async (a) => {
     if (await attempt(result, a, () => writeTarget(deps.xs, a))) {
       const applied: Applied = { action: a, phase: 'shrink' };
       result.applied.push(applied);
@@ -50,7 +51,7 @@ export async function applyPlan(plan: ApplyPlan, facts: HostFacts, deps: ApplyDe
       // The cut is in force even if lowering the ceiling fails; that is retried next shrink.
       if (a.maxmemKib !== null) await attempt(result, a, () => deps.host.setMaxmem(a.domid, a.maxmemKib!));
     }
-  }
+  }));
   if (plan.grows.length === 0) return result;
 
   let now = facts;
@@ -70,7 +71,8 @@ export async function applyPlan(plan: ApplyPlan, facts: HostFacts, deps: ApplyDe
     result.deferred.push({ domid: g.domid, name: g.name, why: 'Xen free memory short; retried next pass' });
   }
 
-  for (const a of grows) {
+  await Promise.all(grows.map(async (a) => {
+    // Per VM the order holds: the ceiling is raised before the target.
     if (await attempt(result, a, async () => {
       if (a.maxmemKib !== null) await deps.host.setMaxmem(a.domid, a.maxmemKib);
       await writeTarget(deps.xs, a);
@@ -79,7 +81,7 @@ export async function applyPlan(plan: ApplyPlan, facts: HostFacts, deps: ApplyDe
       result.applied.push(applied);
       deps.onApplied(applied);
     }
-  }
+  }));
   return result;
 }
 

@@ -17,6 +17,8 @@ export interface DomainRecord {
   raw: RawGuestKeys;
   /** Guest keys to read at the next pass: those whose watch fired; all after a sweep. */
   dirty: Set<GuestKey>;
+  /** Keys were re-read since the last signal reading (else only the report's age moves). */
+  reread: boolean;
   /** When a watch on the guest's keys last fired (manager clock). */
   arrivedMs: number | null;
   signalTrack: SignalTrack | undefined;
@@ -69,6 +71,7 @@ export async function setupDomain(
     staticMaxKib: kibOrNull(hotplugMax) ?? original,
     raw: NO_KEYS,
     dirty: new Set(ALL_GUEST_KEYS),
+    reread: true,
     arrivedMs: null,
     signalTrack: undefined,
     reading: null,

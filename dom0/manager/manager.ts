@@ -380,6 +380,7 @@ export class Manager extends EventEmitter {
         const which = rec.dirty;
         rec.dirty = new Set();
         rec.raw = await readGuestKeys(this.xs, rec.domid, which, rec.raw);
+        rec.reread = true;
       }
     }));
   }
@@ -389,6 +390,17 @@ export class Manager extends EventEmitter {
   private updateSignals(now: number): void {
     const staleAfterMs = this.config.policy.staleReportMs;
     for (const rec of this.doms.values()) {
+      // Fast path (a pass usually follows one guest's write): nothing re-read since the last
+      // reading, so only its age moved; a report about to go stale takes the full path.
+      const prev = rec.reading;
+      if (!rec.reread && prev && prev.signal.kind !== 'none') {
+        const ageMs = Math.max(0, now - prev.track.sinceMs);
+        if (prev.signal.kind !== 'xmem' || ageMs <= staleAfterMs) {
+          rec.reading = { ...prev, signal: { ...prev.signal, ageMs } };
+          continue;
+        }
+      }
+      rec.reread = false;
       const r = readSignal(rec.raw, rec.signalTrack, now, rec.arrivedMs, { staleAfterMs });
       rec.signalTrack = r.track;
       rec.reading = r;
