@@ -57,7 +57,7 @@ describe('xmem run: usage and config errors', () => {
     expect(ok.code).toBe(0);
     expect(ok.stdout).toContain('policy qmemman');
     expect((await finished(cli(['run', '--bogus']))).code).toBe(2);
-  });
+  }, 60_000); // three tsx start-ups: slow on a loaded two-core box
 });
 
 describe.skipIf(skip !== null)('xmem run as a service (real C xenstored, stand-in xl)', () => {
