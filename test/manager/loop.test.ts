@@ -138,6 +138,9 @@ describe.skipIf(skip !== null)('manager loop on the real C xenstored', () => {
     expect(raise).toBeGreaterThan(shrink);
     expect(o.slice(shrink, raise)).toContain('facts'); // waited for the freed memory
     expect(grow).toBeGreaterThan(raise); // maxmem raised before the target raise
+    // The bounded wait happens inside the pass: the shrink and the grow land in the same pass.
+    expect(rig.passes.some((p) => p.changes.some((c) => c.domid === 1 && c.phase === 'shrink')
+      && p.changes.some((c) => c.domid === 2 && c.phase === 'grow'))).toBe(true);
     expect(rig.host.freeKib()).toBeGreaterThanOrEqual(64 * MiB);
   });
 
