@@ -41,6 +41,10 @@ export const ServiceSchema = z.strictObject({
   /** Unix socket of the state stream (`xmem top`, `xmem status`, /metrics); default
    *  $XMEM_STATE_SOCKET, else /run/xmem/state.sock. */
   stateSocket: z.string().min(1).optional(),
+  /** Group allowed to watch the state socket (0660), e.g. Qubes' `qubes`; default root only (0600). */
+  stateGroup: z.union([z.string().min(1), z.number().int().min(0)]).optional(),
+  /** Also serve the state stream and /metrics on 127.0.0.1:<port> (for a Prometheus server). */
+  metricsPort: z.number().int().min(1).max(65535).optional(),
   /** xmem's VM-start admission socket (`xmem reserve`/`release`); null disables it. */
   admissionSocket: z.string().min(1).nullable().default('/run/xmem/admission.sock'),
   /** A qmemman.sock-compatible socket for qubesd (Qubes: /var/run/qubes/qmemman.sock); null: none. */

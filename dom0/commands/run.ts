@@ -104,7 +104,11 @@ async function serve(config: XmemConfig): Promise<number> {
   let stateServer: StateServer | null = null;
   try {
     const source = admission ? admission.stateSource(manager) : manager;
-    stateServer = await startStateServer(source, { socketPath: stateSocketPath(svc.stateSocket), logger: log });
+    stateServer = await startStateServer(source, {
+      socketPath: stateSocketPath(svc.stateSocket), logger: log,
+      ...(svc.stateGroup !== undefined ? { group: svc.stateGroup } : {}),
+      ...(svc.metricsPort !== undefined ? { tcpPort: svc.metricsPort } : {}),
+    });
   } catch (err) {
     // `xmem top` matters less than balancing: keep going without it.
     log.error({ err: (err as Error).message }, 'state socket unavailable; xmem top/status will not connect');
