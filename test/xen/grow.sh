@@ -3,7 +3,7 @@
 # memory and its PSI decays, g1 shrinks again and the memory goes back to the pool.
 lab_pair || exit 1
 need_agents g1 g2 || exit 1
-manager_start '{"service": {"sweepIntervalMs": 2000}}' || exit 1
+manager_start '{"surplus": "free", "service": {"sweepIntervalMs": 2000}}' || exit 1
 wait_until 60 steady g1 g2 || info "targets still moving after 60 s"
 info "settled: $(snapshot_line)"
 base=$(mem g1); base_t=$(target_mib g1); free0=$(free_mib)

@@ -63,7 +63,7 @@ EOF
     fail "guest $name: hooks never came up"; guest_console "$name"; return 1
   fi
 }
-guest_console() { tail -n "${2:-30}" "/var/log/xen/console/guest-$1.log" 2>/dev/null | sed "s/^/    [$1] /"; }
+guest_console() { tail -n "${2:-30}" "/var/log/xen/console/guest-$1.log" 2>/dev/null | sed "s/^/INFO: $1 console: /"; }
 guest_destroy() { xl destroy "$1" >/dev/null 2>&1; }
 
 # guest_run NAME CMD: runs a shell command inside the guest (via its hooks); prints
@@ -73,7 +73,7 @@ guest_run() {
   xenstore-rm "$d/data/labr/run" 2>/dev/null
   xenstore-write "$d/data/lab/run" "$2"
   wait_until 150 xsr "$d/data/labr/run" >/dev/null || return 1
-  xsr "$d/data/labr/run"
+  xsr "$d/data/labr/run" | sed 's/\\n/\n/g'   # xenstore-read shows newlines as \n
 }
 # guest_hog NAME MIB: asks the guest to pin MIB of tmpfs (0 frees it)
 guest_hog() { local d; d=$(dp "$1"); xenstore-rm "$d/data/labr/grow_ms" 2>/dev/null; xenstore-rm "$d/data/labr/hog" 2>/dev/null; xenstore-write "$d/data/lab/hog" "$2"; }
@@ -88,7 +88,7 @@ manager_start() {
   MGR_PID=$!
   # up = its state socket answers (the first pass is done); node starts slowly under emulation
   if wait_until 180 status_json; then info "xmem run up after ${WAITED_MS} ms (pid $MGR_PID, log lab/out/${MGR_LOG#/tmp/})"
-  else fail "xmem run not answering after ${WAITED_MS} ms: $(head -c 300 /tmp/status.err)"; manager_tail; return 1; fi
+  else fail "xmem run not answering after ${WAITED_MS} ms: $(head -c 300 /tmp/status.err)"; manager_tail; manager_stop; return 1; fi
 }
 manager_stop() {
   [ -n "${MGR_PID:-}" ] || return 0
@@ -97,12 +97,12 @@ manager_stop() {
   wait "$MGR_PID" 2>/dev/null; MGR_RC=$?; MGR_PID=
   timeout 20 cp "$MGR_LOG" "$OUT/" 2>/dev/null
 }
-manager_tail() { tail -n "${1:-20}" "$MGR_LOG" 2>/dev/null | cut -c1-400 | sed 's/^/    [xmem] /'; }
+manager_tail() { tail -n "${1:-20}" "$MGR_LOG" 2>/dev/null | cut -c1-1500 | sed 's/^/INFO: xmem log: /'; }
 
 # lab_pair [noagent]: the two guests most scenarios share (booted in parallel once, reused after)
 lab_pair() {
   local g
-  for g in g1 g2; do [ -n "$(domid $g)" ] || guest_create $g 384 1024 "${1:-}" & done
+  for g in g1 g2; do [ -n "$(domid $g)" ] || guest_create $g 384 1536 "${1:-}" & done
   wait
   [ -n "$(domid g1)" ] && [ -n "$(domid g2)" ]
 }
@@ -115,8 +115,8 @@ need_agents() {
   for g in "$@"; do agents_up "$g" || { fail "$g: no xmem agent report (data/xmem) after 120 s"; guest_console "$g"; }; done
   return 1
 }
-# status_json: the service's state (xmem status --json) into /tmp/status.json
-status_json() { $XMEM status --json > /tmp/status.json 2>/tmp/status.err; }
+# status_json: the service's state (as xmem status --json, but waiting up to 30 s) into /tmp/status.json
+status_json() { node /tmp/xen/state.mjs 30000 > /tmp/status.json 2>/tmp/status.err; }
 # vm_field NAME EXPR: a JS expression over `v` (the VM's entry in the state) from /tmp/status.json
 vm_field() { node -e 'const s=JSON.parse(require("fs").readFileSync("/tmp/status.json","utf8"));const v=s.vms.find(x=>x.name===process.argv[1]);console.log(v?eval(process.argv[2]):"")' "$1" "$2"; }
 free_mib() { xl info | awk '/^free_memory/{print $3}'; }

@@ -18,5 +18,6 @@ for s in "$@"; do
   [ "$rc" = 124 ] || [ "$rc" = 137 ] && echo "FAIL: $s: timed out"
   echo "LAB: scenario $s end rc=$rc after $(( $(now_ms) - t0 )) ms"
   pkill -f 'cli.js run' 2>/dev/null   # no manager outlives its scenario
+  timeout 20 cp /tmp/xmem-*.log /mnt/out/ 2>/dev/null
 done
 xl list | sed 's/^/LAB: /'

@@ -3,7 +3,7 @@
 # balances again (g1 pins memory and grows).
 lab_pair || exit 1
 need_agents g1 g2 || exit 1
-manager_start '{"service": {"sweepIntervalMs": 2000}}' || exit 1
+manager_start '{"surplus": "free", "service": {"sweepIntervalMs": 2000}}' || exit 1
 wait_until 60 steady g1 g2 || info "targets still moving after 60 s"
 before="$(target_mib g1) $(target_mib g2)"; mem_before="$(mem g1) $(mem g2)"
 info "before stop: $(snapshot_line)"
@@ -17,11 +17,11 @@ near "$(mem g1)" "${mem_before% *}" 8 && near "$(mem g2)" "${mem_before#* }" 8 \
   && pass "allocations unchanged after the stop: $(mem g1) $(mem g2) MiB" || fail "allocations moved: $mem_before -> $(mem g1) $(mem g2) MiB"
 
 # hard kill too: nothing may be left half-done
-manager_start '{"service": {"sweepIntervalMs": 2000}}' || exit 1
+manager_start '{"surplus": "free", "service": {"sweepIntervalMs": 2000}}' || exit 1
 sleep 8; kill -KILL "$MGR_PID"; wait "$MGR_PID" 2>/dev/null; MGR_PID=
 info "after SIGKILL: $(snapshot_line)"
 
-manager_start '{"service": {"sweepIntervalMs": 2000}}' || exit 1
+manager_start '{"surplus": "free", "service": {"sweepIntervalMs": 2000}}' || exit 1
 rebuilt() { status_json && [ "$(vm_field g1 'v.actualKib>0&&v.signal')" = xmem ] && [ "$(vm_field g2 'v.actualKib>0&&v.signal')" = xmem ]; }
 if wait_until 60 rebuilt; then
   pass "state rebuilt after restart: g1 $(vm_field g1 'Math.round(v.actualKib/1024)') MiB, g2 $(vm_field g2 'Math.round(v.actualKib/1024)') MiB in xmem status (xl list: $(mem g1), $(mem g2))"

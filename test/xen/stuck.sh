@@ -12,7 +12,7 @@ sleep 3   # one more idle report from g2's agent
 xenstore-write "$(dp g2)/data/lab/agent" stop; sleep 2
 guest_hog g2 440; wait_until 60 hog_done g2 || fail "g2 could not pin 440 MiB"
 info "g2 pinned: $(xsr "$(dp g2)/data/labr/hog"); $(snapshot_line)"
-manager_start '{"service": {"sweepIntervalMs": 2000, "stuckAfterMs": 5000}}' || exit 1
+manager_start '{"surplus": "free", "service": {"sweepIntervalMs": 2000, "stuckAfterMs": 5000}}' || exit 1
 # the stall, as Xen sees it: target well below the allocation, allocation no longer moving
 stalled() { local m t; m=$(mem g2); t=$(target_mib g2); [ -n "$t" ] && [ $(( m - t )) -gt 64 ] && sleep 2 && [ "$(mem g2)" -ge $(( m - 2 )) ]; }
 if wait_until 90 stalled; then
