@@ -67,6 +67,8 @@ export async function makeAdmitRig(o: {
   });
   const logger = pino({ level: 'debug' }, sink);
   const config = parseConfig({
+    // These tests squeeze a host whose memory is all handed out (the pre-"free" default).
+    surplus: 'proportional',
     service: { sweepIntervalMs: 60_000, minPassIntervalMs: 0, growWaitMaxMs: 300, growWaitPollMs: 20, convergePollMs: 50, ...(o.service ?? {}) },
   });
   const book = new ReservationBook({ clock: realClock, timeoutMs: o.holdTimeoutMs ?? 30_000 });
