@@ -6,7 +6,8 @@ import { fitGrows, growNeedKib, type ApplyPlan, type TargetAction } from './plan
 
 /**
  * Executes an ApplyPlan: shrinks, then a bounded wait until Xen's free memory (minus the
- * reserve and memory already promised to other growing VMs) covers the grows, then grows.
+ * reserve, memory already promised to other growing VMs and memory reserved for VM starts)
+ * covers the grows, then grows.
  */
 
 export interface ApplyOptions {
@@ -36,6 +37,9 @@ export interface ApplyDeps {
   clock: Clock;
   /** KiB promised to VMs outside this plan that have not yet grown into their targets. */
   promisedKib: (facts: Map<number, DomainFacts>) => number;
+  /** KiB admission reservations still hold back (memory freed for a VM start is not for
+   *  growth); read again at every poll of the wait, so one made meanwhile counts at once. */
+  reservedKib?: () => number;
   onApplied: (a: Applied) => void;
 }
 
@@ -86,7 +90,7 @@ export async function applyPlan(plan: ApplyPlan, facts: HostFacts, deps: ApplyDe
 }
 
 function availableKib(facts: HostFacts, byId: Map<number, DomainFacts>, deps: ApplyDeps, opts: ApplyOptions): number {
-  return facts.freeKib - opts.reserveKib - deps.promisedKib(byId);
+  return facts.freeKib - opts.reserveKib - deps.promisedKib(byId) - (deps.reservedKib?.() ?? 0);
 }
 
 function index(facts: HostFacts): Map<number, DomainFacts> {

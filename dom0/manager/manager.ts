@@ -291,6 +291,7 @@ export class Manager extends EventEmitter {
       host: this.host,
       clock: this.clock,
       promisedKib: (ids) => this.promisedKib(ids, growing),
+      reservedKib: () => this.reservationsOf().reduce((sum, r) => sum + r.kib, 0),
       onApplied: (a) => this.recordApplied(a),
     }, {
       reserveKib: this.config.policy.hostFreeReserve,

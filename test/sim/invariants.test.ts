@@ -20,12 +20,9 @@ describe('per-tick invariants', () => {
     expect(r.vms.reduce((n, v) => n + v.oomKills, 0)).toBe(0);
   }, 60_000);
 
-  // KNOWN FAILURE (reported to the lead): when a qube starts on a laptop whose memory is all
-  // handed out, the passes around the reservation grow other VMs (applier: grows may use
-  // free - reserve - promised; reservations not subtracted) while the donors shrink at
-  // ~120 MiB/s, so the freed memory is taken again and admission's rate rule refuses the start
-  // ("only 0 KiB was freed in 3 s"). Flip to `it` when fixed.
-  it.fails('the Qubes laptop scenario admits every start and never hands reserved memory out', async () => {
+  // Once failed: grows could use free - reserve - promised with reservations not subtracted, so
+  // memory donors freed for a qube start was taken again and the start refused.
+  it('the Qubes laptop scenario admits every start and never hands reserved memory out', async () => {
     const r = await runScenario(await loadScenario('qubes-laptop'), 'xmem');
     expect(r.starts.filter((s) => s.refused)).toEqual([]);
     expect(r.violationCounts['reservation-handed-out']).toBe(0);
@@ -85,7 +82,8 @@ describe('per-tick invariants', () => {
   // out of b, VM a's demand rises and the policy grows it within its pool; the applier grants
   // the growth from Xen free memory (free - reserve - promised, reservations not subtracted), so
   // a takes memory b has just freed for the start. Flip to `it` when the applier (or policy)
-  // keeps unsatisfied reservations out of what grows may take.
+  // keeps unsatisfied reservations out of what grows may take. Still failing once reservations
+  // are subtracted: a keeps growing toward the target it had before the reservation.
   it.fails('the real policy and applier never grow a VM into memory reserved for a start', async () => {
     const honest = await (await start(reservationScenario(), 'xmem')).finish();
     expect(honest.violationCounts['reservation-handed-out']).toBe(0);
