@@ -17,9 +17,9 @@ const donors = (balloons: Record<string, unknown>, mins: Record<string, number> 
     ...(mins[name] ? { min: mins[name] } : {}),
   }));
 
-function storm(balloons: Record<string, unknown>, mins: Record<string, number> = {}) {
+function storm(balloons: Record<string, unknown>, mins: Record<string, number> = {}, extra: Record<string, unknown> = {}) {
   const vms = donors(balloons).map((v) => v);
-  const config = Object.keys(mins).length ? { vms: Object.fromEntries(Object.entries(mins).map(([n, m]) => [n, { min: `${m}M` }])) } : {};
+  const config = { ...extra, ...(Object.keys(mins).length ? { vms: Object.fromEntries(Object.entries(mins).map(([n, m]) => [n, { min: `${m}M` }])) } : {}) };
   return scenario({
     totalMiB: 6144, durationS: 120, config,
     vms: [...vms, { name: 'new', memoryMiB: 2000, maxMiB: 4000, workload: 'idle', startS: 30 }],
@@ -27,14 +27,24 @@ function storm(balloons: Record<string, unknown>, mins: Record<string, number> =
 }
 
 describe('squeezed simulator scenarios on the real manager', () => {
-  // KNOWN FAILURE (reported to the lead): the policy frees exactly the reservation, `a` stops
-  // 181 MiB above its target at its hidden limit, and admission's qmemman rate rule (3 s)
-  // refuses the start ("a did not give memory back") before the manager's 5 s stuck timeout
-  // would exclude `a` and squeeze b and c harder. squeezed succeeds here. Flip to `it` when fixed.
-  it.fails('a: a hidden lower limit plus a sticky VM: the start succeeds', async () => {
+  // Once failed: the policy freed exactly the reservation, `a` stopped 181 MiB above its target
+  // at its hidden limit, and the 3 s rate rule refused the start before the 5 s stuck timeout.
+  // Passes since the policy keeps the surplus free (the memory is there before the start).
+  it('a: a hidden lower limit plus a sticky VM: the start succeeds', async () => {
     const run = await start(storm({ a: { kind: 'lower-limit', limitMiB: 1200 }, b: { kind: 'intermittent', intervalS: 3 } }));
     const r = await run.finish();
     expect(r.starts).toHaveLength(1);
+    expect(r.starts[0]).toMatchObject({ name: 'new', refused: false });
+    expect(r.violations).toEqual([]);
+  });
+
+  // The same with the surplus handed out (as squeezed does): the 2000 MiB must all be squeezed
+  // out at start time. KNOWN FAILURE: `a` stops 181 MiB above its target at its hidden limit and
+  // the 3 s rate rule refuses the start ("a did not give memory back") before the manager's 5 s
+  // stuck timeout would exclude `a` and squeeze b and c harder. squeezed succeeds here.
+  it.fails('a, surplus handed out: the start still succeeds', async () => {
+    const run = await start(storm({ a: { kind: 'lower-limit', limitMiB: 1200 }, b: { kind: 'intermittent', intervalS: 3 } }, {}, { surplus: 'proportional' }));
+    const r = await run.finish();
     expect(r.starts[0]).toMatchObject({ name: 'new', refused: false });
     expect(r.violations).toEqual([]);
   });
@@ -67,7 +77,10 @@ describe('squeezed simulator scenarios on the real manager', () => {
     });
     const r = await run.finish();
     expect(r.starts[0]).toMatchObject({ name: 'new', refused: true });
-    expect(r.starts[0]!.why).toMatch(/\ba did not give memory back/);
+    // a is asked to shrink before the start (surplus stays free) and is flagged stuck by then,
+    // so admission refuses at once (a stuck VM's memory is not reclaimable); were it still
+    // trusted, the squeeze would fail under the rate rule and name it.
+    expect(r.starts[0]!.why).toMatch(/\ba did not give memory back|without going below their floors/);
     expect(stuckSeen).toBe(true);
     expect(r.violations).toEqual([]);
   });
