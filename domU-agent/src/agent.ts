@@ -97,19 +97,20 @@ export class Agent extends EventEmitter {
   private arm(at: number): void {
     if (this.stopped) return;
     this.cancelTimer?.();
-    const delay = Math.max(0, at - this.deps.clock.now());
-    this.cancelTimer = this.deps.clock.setTimer(delay, () => {
-      this.running = this.tick().finally(() => {
-        this.running = null;
-      });
-    });
+    this.cancelTimer = this.deps.clock.setTimer(Math.max(0, at - this.deps.clock.now()), this.onTimer);
   }
 
-  private async tick(): Promise<void> {
-    // One tick at a time; the one in flight re-arms the timer when it ends.
+  private readonly onTimer = (): void => this.tick();
+
+  /**
+   * One wake-up. Synchronous unless a report goes out: the common tick (a stall poll that finds
+   * nothing) allocates no promise and re-arms the timer directly.
+   */
+  private tick(): void {
+    // One tick at a time; a publish in flight re-arms the timer when it ends.
     if (this.stopped || this.ticking) return;
-    this.ticking = true;
     const { clock } = this.deps;
+    let reason: Reason | null = null;
     try {
       const now = clock.now();
       const due = this.planner.due(now);
@@ -133,15 +134,23 @@ export class Agent extends EventEmitter {
           this.states.set('mem', `bad:${r.error}`, `cannot read meminfo: ${r.error}`);
         }
       }
-      const reason = this.planner.observe(now, obs, due);
-      if (reason) await this.publish(reason);
+      reason = this.planner.observe(now, obs, due);
     } catch (err) {
       // Never let one bad tick end the loop (qmemman's balancer died that way, #4890).
       this.states.set('tick', 'crash', `unexpected error, continuing: ${errnoOf(err)}`);
-    } finally {
-      this.ticking = false;
     }
-    this.arm(this.planner.nextWake(clock.now()));
+    if (reason === null) {
+      this.arm(this.planner.nextWake(clock.now()));
+      return;
+    }
+    this.ticking = true;
+    this.running = this.publish(reason)
+      .catch((err: unknown) => this.states.set('tick', 'crash', `unexpected error, continuing: ${errnoOf(err)}`))
+      .finally(() => {
+        this.ticking = false;
+        this.running = null;
+        this.arm(this.planner.nextWake(clock.now()));
+      });
   }
 
   private async publish(reason: Reason): Promise<void> {

@@ -19,11 +19,12 @@ Publishes this guest's meminfo, memory pressure (PSI) and balloon size to xensto
 
   --once                 print the report it would send (JSON) and exit
   --interval <dur>       meminfo sampling period (default 1s; bare number = ms)
-  --psi-interval <dur>   stall poll period, the fast path (default 100ms; 0 = off)
+  --psi-interval <dur>   stall poll period, the fast path (default 150ms; 0 = off:
+                         then it wakes only for meminfo, computed PSI decay, heartbeat)
   --threshold <KiB>      change worth a report, meminfo-writer's (default 30000;
                          halved for growth above ~77% utilisation)
   --max-rate <n>         at most n writes per second (default 10)
-  --stall-us <us>        PSI stall growth that triggers a report (default 1000)
+  --stall-us <us>        PSI stall growth that triggers a report (default 1: any)
   --psi-calm <pct>       PSI average under which pressure is over (default 0.1)
   --heartbeat <dur>      report at least this often (default 60s; bare number = s)
   --no-qubes             never write memory/meminfo

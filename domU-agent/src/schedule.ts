@@ -18,7 +18,7 @@ export interface ScheduleConfig {
   stallGapMs: number;
   /** A report at least this often, so a dead agent can be told from a quiet one. */
   heartbeatMs: number;
-  /** Growth of PSI `some` total (µs) since the last report that counts as a new stall. */
+  /** Growth of PSI `some` total (µs) since the last report that counts as a new stall (default: any). */
   stallUs: number;
   /** avg10/avg60 below this (percent) is calm: no further decay reports. */
   psiCalm: number;
@@ -26,12 +26,12 @@ export interface ScheduleConfig {
 
 export const DEFAULT_SCHEDULE: ScheduleConfig = {
   intervalMs: 1000,
-  psiIntervalMs: 100,
+  psiIntervalMs: 150,
   thresholdKib: 30000,
   minGapMs: 100,
   stallGapMs: 1000,
   heartbeatMs: 60_000,
-  stallUs: 1000,
+  stallUs: 1,
   psiCalm: 0.1,
 };
 
@@ -52,6 +52,13 @@ export interface PsiView {
   avg10: number;
   avg60: number;
 }
+
+/**
+ * Timers may fire a little before the time asked for (libuv rounds to whole ms against a cached
+ * loop time). Anything due within this counts as due now, or each tick would cost a second
+ * wake-up one millisecond later.
+ */
+export const TIMER_SLACK_MS = 2;
 
 export type Reason = 'first' | 'stall' | 'memory' | 'decay' | 'heartbeat' | 'retry';
 
@@ -101,10 +108,11 @@ export class Planner {
 
   /** Which sources to read now. */
   due(now: number): Due {
-    const psiWanted = now >= this.nextPsiAt || (this.decayAt !== null && now >= this.decayAt);
+    const t = now + TIMER_SLACK_MS;
+    const psiWanted = t >= this.nextPsiAt || (this.decayAt !== null && t >= this.decayAt);
     return {
       psi: this.psiAvailable && (this.cfg.psiIntervalMs > 0 || this.decayAt !== null) && psiWanted,
-      mem: now >= this.nextMemAt,
+      mem: t >= this.nextMemAt,
     };
   }
 
@@ -118,14 +126,15 @@ export class Planner {
     if (obs.psi === null) this.psiAvailable = false;
     if (read.mem) this.nextMemAt = now + this.cfg.intervalMs;
 
-    if (this.pending && now < this.pending.at) {
+    const t = now + TIMER_SLACK_MS;
+    if (this.pending && t < this.pending.at) {
       // Held back by the rate limit: a memory change still goes out at the write rate (not
       // the slower stall rate). A failure backoff holds everything.
       if (this.pending.reason !== 'retry' && this.last && obs.mem && memoryChanged(this.last.mem, obs.mem, this.cfg.thresholdKib)) {
         this.pending = { at: Math.min(this.pending.at, this.last.at + this.cfg.minGapMs), reason: 'memory' };
-        if (now >= this.pending.at) this.pending.at = now;
+        if (t >= this.pending.at) this.pending.at = now;
       }
-      if (now < this.pending.at) return null;
+      if (t < this.pending.at) return null;
     }
     if (this.pending) {
       const { reason } = this.pending;
@@ -146,13 +155,13 @@ export class Planner {
       reason = 'memory';
       earliest = last.at + this.cfg.minGapMs;
     }
-    if (reason === null && this.decayAt !== null && now >= this.decayAt && obs.psi) {
+    if (reason === null && this.decayAt !== null && t >= this.decayAt && obs.psi) {
       if (last.psi && decayedPastLevel(last.psi, obs.psi, this.cfg.psiCalm)) reason = 'decay';
       else this.decayAt = last.psi ? this.redecay(now, last.psi, obs.psi) : null;
     }
-    if (reason === null && now >= last.at + this.cfg.heartbeatMs) reason = 'heartbeat';
+    if (reason === null && t >= last.at + this.cfg.heartbeatMs) reason = 'heartbeat';
     if (reason === null) return null;
-    if (now >= earliest) return reason;
+    if (t >= earliest) return reason;
     this.pending = { at: earliest, reason };
     return null;
   }

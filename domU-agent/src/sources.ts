@@ -56,15 +56,23 @@ export class ProcSources implements Sources {
     this.balloonTarget = new ProcFile(path.join(xm, 'target_kb'), 32);
   }
 
+  private lastPsi: ParseResult<Pressure | null> | null = null;
+  /** Reads left before a missing balloon file is looked for again (exceptions are not cheap). */
+  private balloonRetryIn = 0;
+
   readPsi(): ParseResult<Pressure | null> {
-    let text: string;
+    let text: string | null;
     try {
-      text = this.psi.read();
+      text = this.psi.readIfChanged();
     } catch (err) {
       const errno = errnoOf(err);
+      this.lastPsi = null;
       return NO_PSI.has(errno) ? { ok: true, value: null } : fail(`${this.psi.path}: ${errno}`);
     }
-    return parsePressure(text);
+    // Same bytes as last time: same result, without parsing again.
+    if (text === null && this.lastPsi) return this.lastPsi;
+    this.lastPsi = parsePressure(text ?? this.psi.read());
+    return this.lastPsi;
   }
 
   readMem(): ParseResult<MemSample> {
@@ -110,12 +118,20 @@ export class ProcSources implements Sources {
     for (const f of [this.meminfo, this.psi, this.vmstat, this.uptime, this.balloonCurrent, this.balloonTarget]) f.close();
   }
 
-  /** A sysfs KiB value, or null when absent/garbled (not a Xen guest, no balloon driver). */
+  /**
+   * A sysfs KiB value, or null when absent/garbled (not a Xen guest, no balloon driver). A
+   * missing balloon is looked for again only every 60 reads, not on every sample.
+   */
   private readKib(file: ProcFile): number | null {
+    if (file === this.balloonCurrent && this.balloonRetryIn > 0) {
+      this.balloonRetryIn--;
+      return null;
+    }
     try {
       const m = /^([0-9]{1,15})\s*$/.exec(file.read());
       return m ? Number(m[1]) : null;
     } catch {
+      if (file === this.balloonCurrent) this.balloonRetryIn = 60;
       return null;
     }
   }

@@ -1,4 +1,4 @@
-import { boundedLines, fail, ok, quoteLine, safeInt, type ParseResult } from './text.js';
+import { checkBounds, fail, ok, quoteLine, safeInt, scanLines, type ParseResult } from './text.js';
 
 /** /proc/meminfo is ~1.5 KiB on current kernels; anything far beyond that is not meminfo. */
 export const MEMINFO_MAX_BYTES = 16 * 1024;
@@ -27,35 +27,41 @@ export interface Meminfo {
 /** Lines without which the numbers are meaningless (meminfo-writer's own set). */
 const REQUIRED = ['MemTotal', 'MemFree', 'Buffers', 'Cached'] as const;
 
+/** The lines xmem reads; every other line is checked for shape and skipped. */
+const WANTED = new Set([
+  'MemTotal', 'MemFree', 'MemAvailable', 'Buffers', 'Cached', 'Active(file)', 'Inactive(file)', 'Shmem',
+  'SReclaimable', 'SUnreclaim', 'AnonPages', 'Mlocked', 'SwapTotal', 'SwapFree', 'Committed_AS',
+]);
+
 // "Key:   123 kB" or "HugePages_Total:   0" (counts carry no unit). Keys may hold "(anon)".
-const LINE = /^([A-Za-z0-9_()]{1,40}):[ \t]+([0-9]{1,20})( kB)?[ \t]*$/;
+const LINE = /([A-Za-z0-9_()]{1,40}):[ \t]+([0-9]{1,20})( kB)?[ \t]*/y;
 
 /**
  * Parses /proc/meminfo text. Every line must have the kernel's shape; a field we use must be a
  * safe integer in kB. Missing optional fields (Mlocked without CONFIG_MMU, …) read as 0.
  */
 export function parseMeminfo(text: string): ParseResult<Meminfo> {
-  const lines = boundedLines(text, MEMINFO_MAX_BYTES, 'meminfo');
-  if (!lines.ok) return lines;
-  const kib = new Map<string, string>();
-  for (const [i, line] of lines.value.entries()) {
-    const m = LINE.exec(line);
-    if (!m) return fail(`meminfo: line ${i + 1} is not "Key: value [kB]": ${quoteLine(line)}`);
-    const [, key, digits, unit] = m as unknown as [string, string, string, string | undefined];
-    if (kib.has(key)) return fail(`meminfo: duplicate field ${key}`);
-    // Unit-less lines are page counts (HugePages_*); keep them out of the KiB map.
-    if (unit) kib.set(key, digits);
-  }
+  const bounded = checkBounds(text, MEMINFO_MAX_BYTES, 'meminfo');
+  if (!bounded.ok) return bounded;
+  const kib = new Map<string, number | null>();
+  const bad = scanLines(text, LINE, (m) => {
+    const key = m[1]!;
+    if (!WANTED.has(key)) return null;
+    if (kib.has(key)) return `duplicate field ${key}`;
+    // A used field without "kB" is not what we think it is; out-of-range stays null → error below.
+    kib.set(key, m[3] ? safeInt(m[2]!) : null);
+    return null;
+  });
+  if (bad) return fail(bad.why ? `meminfo: ${bad.why}` : `meminfo: line ${bad.n} is not "Key: value [kB]": ${quoteLine(bad.line)}`);
   for (const key of REQUIRED) {
     if (!kib.has(key)) return fail(`meminfo: missing ${key}`);
   }
-  let bad: string | null = null;
+  let badKey: string | null = null;
   const get = (key: string): number => {
-    const digits = kib.get(key);
-    if (digits === undefined) return 0;
-    const n = safeInt(digits);
-    if (n === null) {
-      bad ??= key;
+    if (!kib.has(key)) return 0;
+    const n = kib.get(key);
+    if (n === null || n === undefined) {
+      badKey ??= key;
       return 0;
     }
     return n;
@@ -82,7 +88,7 @@ export function parseMeminfo(text: string): ParseResult<Meminfo> {
     swapFree: get('SwapFree'),
     committedAS: get('Committed_AS'),
   };
-  if (bad !== null) return fail(`meminfo: ${bad as string} is out of range`);
+  if (badKey !== null) return fail(`meminfo: ${badKey as string} is out of range`);
   if (value.memTotal === 0) return fail('meminfo: MemTotal is 0');
   if (value.memFree > value.memTotal) return fail('meminfo: MemFree exceeds MemTotal');
   if (value.swapFree > value.swapTotal) return fail('meminfo: SwapFree exceeds SwapTotal');

@@ -1,4 +1,4 @@
-import { boundedLines, fail, ok, quoteLine, safeInt, type ParseResult } from './text.js';
+import { checkBounds, fail, ok, quoteLine, safeInt, scanLines, type ParseResult } from './text.js';
 
 /** /proc/vmstat is ~4 KiB on a small machine and grows with NUMA nodes; 128 KiB is generous. */
 export const VMSTAT_MAX_BYTES = 128 * 1024;
@@ -14,7 +14,7 @@ export interface Vmstat {
 }
 
 // "name value"; a few gauges can print negative on some kernels, accepted but never used.
-const LINE = /^([a-z0-9_]{1,64}) (-?[0-9]{1,20})$/;
+const LINE = /([a-z0-9_]{1,64}) (-?[0-9]{1,20})/y;
 const WANTED = new Set(['workingset_refault_anon', 'workingset_refault_file', 'workingset_refault', 'pswpin', 'pswpout']);
 
 /**
@@ -23,19 +23,19 @@ const WANTED = new Set(['workingset_refault_anon', 'workingset_refault_file', 'w
  * reads as 0.
  */
 export function parseVmstat(text: string): ParseResult<Vmstat> {
-  const lines = boundedLines(text, VMSTAT_MAX_BYTES, 'vmstat');
-  if (!lines.ok) return lines;
+  const bounded = checkBounds(text, VMSTAT_MAX_BYTES, 'vmstat');
+  if (!bounded.ok) return bounded;
   const got = new Map<string, number>();
-  for (const [i, line] of lines.value.entries()) {
-    const m = LINE.exec(line);
-    if (!m) return fail(`vmstat: line ${i + 1} is not "name value": ${quoteLine(line)}`);
-    const [, name, digits] = m as unknown as [string, string, string];
-    if (!WANTED.has(name)) continue;
-    if (got.has(name)) return fail(`vmstat: duplicate counter ${name}`);
-    const n = safeInt(digits);
-    if (n === null) return fail(`vmstat: ${name} is out of range`);
+  const bad = scanLines(text, LINE, (m) => {
+    const name = m[1]!;
+    if (!WANTED.has(name)) return null;
+    if (got.has(name)) return `duplicate counter ${name}`;
+    const n = safeInt(m[2]!);
+    if (n === null) return `${name} is out of range`;
     got.set(name, n);
-  }
+    return null;
+  });
+  if (bad) return fail(bad.why ? `vmstat: ${bad.why}` : `vmstat: line ${bad.n} is not "name value": ${quoteLine(bad.line)}`);
   const c = (name: string) => got.get(name) ?? 0;
   return ok({
     refaultAnon: c('workingset_refault_anon'),

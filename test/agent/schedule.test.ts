@@ -10,7 +10,8 @@ const MEM = { psi: false, mem: true };
 
 /** Drives a Planner the way the agent's loop does, on a virtual time line, recording writes. */
 function rig(cfg: Partial<ScheduleConfig> = {}) {
-  const p = new Planner({ ...DEFAULT_SCHEDULE, ...cfg });
+  // Pinned here so the timings below do not move with the CLI defaults.
+  const p = new Planner({ ...DEFAULT_SCHEDULE, psiIntervalMs: 100, stallUs: 1000, ...cfg });
   const writes: { at: number; reason: string }[] = [];
   let m = mem();
   let s: PsiView | null = psi();
