@@ -99,7 +99,8 @@ manager_stop() {
 }
 manager_tail() { tail -n "${1:-20}" "$MGR_LOG" 2>/dev/null | cut -c1-1500 | sed 's/^/INFO: xmem log: /'; }
 
-# lab_pair [noagent]: the two guests most scenarios share (booted in parallel once, reused after)
+# lab_pair: the two guests every scenario shares (booted in parallel once, reused after),
+# their agents running from boot
 lab_pair() {
   local g
   for g in g1 g2; do [ -n "$(domid $g)" ] || guest_create $g 384 1536 "${1:-}" & done
