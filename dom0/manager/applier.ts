@@ -2,7 +2,7 @@ import type { Clock } from '../../src/clock.js';
 import type { XenstoreClient } from '../../src/xenstore/types.js';
 import type { DomainFacts, HostFacts, XenHost } from '../host/host.js';
 import { keys } from './keys.js';
-import { fitGrows, growNeedKib, type ApplyPlan, type TargetAction } from './plan.js';
+import { MAXMEM_SLACK_KIB, fitGrows, growNeedKib, type ApplyPlan, type TargetAction } from './plan.js';
 
 /**
  * Executes an ApplyPlan: shrinks, then a bounded wait until Xen's free memory (minus the
@@ -41,6 +41,9 @@ export interface ApplyDeps {
    *  growth); read again at every poll of the wait, so one made meanwhile counts at once. */
   reservedKib?: () => number;
   onApplied: (a: Applied) => void;
+  /** Called with fresh facts at every poll of the wait (the manager re-reads reservations);
+   *  a ceiling it lowers is written back into those facts. */
+  onPoll?: (facts: HostFacts) => Promise<void>;
 }
 
 export async function applyPlan(plan: ApplyPlan, facts: HostFacts, deps: ApplyDeps, opts: ApplyOptions): Promise<ApplyResult> {
@@ -68,6 +71,7 @@ export async function applyPlan(plan: ApplyPlan, facts: HostFacts, deps: ApplyDe
     now = await deps.host.facts();
     byId = index(now);
     result.facts = now;
+    await deps.onPoll?.(now);
     available = availableKib(now, byId, deps, opts);
   }
   const grows = fitGrows(plan.grows, byId, available);
@@ -76,9 +80,12 @@ export async function applyPlan(plan: ApplyPlan, facts: HostFacts, deps: ApplyDe
   }
 
   await Promise.all(grows.map(async (a) => {
+    // The ceiling may have been lowered during the wait (a VM held for a reservation).
+    const ceiling = byId.get(a.domid)?.maxmemKib;
+    const maxmemKib = a.maxmemKib ?? (ceiling !== undefined && ceiling < a.toKib + MAXMEM_SLACK_KIB ? a.toKib + MAXMEM_SLACK_KIB : null);
     // Per VM the order holds: the ceiling is raised before the target.
     if (await attempt(result, a, async () => {
-      if (a.maxmemKib !== null) await deps.host.setMaxmem(a.domid, a.maxmemKib);
+      if (maxmemKib !== null) await deps.host.setMaxmem(a.domid, maxmemKib);
       await writeTarget(deps.xs, a);
     })) {
       const applied: Applied = { action: a, phase: 'grow' };

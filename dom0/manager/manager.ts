@@ -8,8 +8,9 @@ import type { XenstoreClient } from '../../src/xenstore/types.js';
 import type { XmemConfig } from '../config.js';
 import type { DomainFacts, HostFacts, XenHost } from '../host/host.js';
 import { applyPlan, type Applied } from './applier.js';
+import { keys } from './keys.js';
 import { ALL_GUEST_KEYS, readGuestKeys, readTarget, setupDomain, teardownDomain, type DomainRecord, type GuestKey } from './domain.js';
-import { planApply } from './plan.js';
+import { MAXMEM_SLACK_KIB, planApply } from './plan.js';
 import { trackProgress } from './progress.js';
 import { readSignal } from './signal.js';
 import { buildSnapshot, type VmKnowledge } from './snapshot.js';
@@ -145,11 +146,20 @@ export class Manager extends EventEmitter {
   /** Asks for a pass soon; any number of requests while one is pending make one pass. */
   requestPass(): void {
     if (this.stopped || !this.started) return;
-    if (this.running || this.cancelPassTimer) {
+    if (this.running) {
       this.pending = true;
       return;
     }
-    const wait = this.lastPassStartMs + this.svc.minPassIntervalMs - this.clock.now();
+    // A new reservation is served at once: VMs still growing must be held before their
+    // balloons take what the donors free (admission asks for a pass right after adding one).
+    const urgent = this.reservationsOf().some((r) => !this.reservationSeen.has(r.id));
+    if (this.cancelPassTimer && !urgent) {
+      this.pending = true;
+      return;
+    }
+    this.cancelPassTimer?.();
+    this.cancelPassTimer = null;
+    const wait = urgent ? 0 : this.lastPassStartMs + this.svc.minPassIntervalMs - this.clock.now();
     if (wait <= 0) {
       void this.loopPass();
       return;
@@ -265,8 +275,8 @@ export class Manager extends EventEmitter {
     this.updateProgress(byId, now);
 
     const reservations = this.reservationsOf();
-    for (const r of reservations) if (!this.reservationSeen.has(r.id)) this.reservationSeen.set(r.id, now);
     for (const id of this.reservationSeen.keys()) if (!reservations.some((r) => r.id === id)) this.reservationSeen.delete(id);
+    await this.holdGrowersOnNewReservation(byId);
 
     const snapshot = buildSnapshot(facts, this.knowledge(), (name) => this.config.vms[name] ?? null, reservations, now);
     const result = this.decideFn(snapshot, this.config.policy);
@@ -292,6 +302,7 @@ export class Manager extends EventEmitter {
       clock: this.clock,
       promisedKib: (ids) => this.promisedKib(ids, growing),
       reservedKib: () => this.reservationsOf().reduce((sum, r) => sum + r.kib, 0),
+      onPoll: (f) => this.holdGrowersOnNewReservation(new Map(f.domains.map((d) => [d.domid, d]))),
       onApplied: (a) => this.recordApplied(a),
     }, {
       reserveKib: this.config.policy.hostFreeReserve,
@@ -454,6 +465,46 @@ export class Manager extends EventEmitter {
       });
     }
     return m;
+  }
+
+  /**
+   * qmemman's inhibit_balloon_up (anchors §1.6): when a reservation appears, VMs still growing
+   * toward a target set before it are held at what they have (target and ceiling), so their
+   * balloons cannot take memory donors free for the start. Growth they still need goes through
+   * the policy and the applier's gate again, which counts the reservation. Runs at the start of
+   * a pass and at every poll of the free-before-allocate wait.
+   */
+  private async holdGrowersOnNewReservation(byId: Map<number, DomainFacts>): Promise<void> {
+    const now = this.clock.now();
+    const fresh = this.reservationsOf().filter((r) => !this.reservationSeen.has(r.id));
+    if (fresh.length === 0) return;
+    for (const r of fresh) this.reservationSeen.set(r.id, now);
+    const tol = this.svc.targetToleranceKib;
+    const growers = [...this.doms.values()].filter((rec) => {
+      const f = byId.get(rec.domid);
+      return f && !f.paused && !f.dying && rec.ownTarget && rec.targetKib !== null
+        && this.config.vms[rec.name]?.pinKib === undefined && f.actualKib + tol < rec.targetKib;
+    });
+    await Promise.all(growers.map(async (rec) => {
+      const f = byId.get(rec.domid)!;
+      const toKib = Math.round(f.actualKib);
+      const maxmemKib = this.svc.lowerMaxmemOnShrink && f.maxmemKib > toKib + MAXMEM_SLACK_KIB ? toKib + MAXMEM_SLACK_KIB : null;
+      const reason = `held at its allocation: memory is being freed for ${fresh.map((r) => r.forName).join(', ')}`;
+      try {
+        // Target first, then the ceiling (libxl refuses a ceiling below memory/target).
+        await this.xs.write(keys(rec.domid).target, String(toKib));
+        this.recordApplied({ action: { domid: rec.domid, name: rec.name, fromKib: rec.targetKib, toKib, maxmemKib, reason }, phase: 'shrink' });
+        if (maxmemKib !== null) {
+          await this.host.setMaxmem(rec.domid, maxmemKib);
+          f.maxmemKib = maxmemKib; // this pass plans on these facts: a grow raises it again first
+        }
+      } catch (err) {
+        this.log.warn({ vm: rec.name, domid: rec.domid, err: err instanceof Error ? err.message : String(err) }, 'could not hold a growing VM for a reservation');
+      }
+    }));
+    if (growers.length > 0) {
+      this.log.info({ reservations: fresh.map((r) => r.forName), held: growers.map((r) => r.name) }, 'VMs still growing held at their allocation for a VM start');
+    }
   }
 
   /** Memory already promised to VMs still growing into earlier targets (not this pass's grows). */
