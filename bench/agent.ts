@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- agent [--seconds 60] [--trials 10] [--no-hog]`
+ * `npm run bench -- agent [--seconds 60] [--trials 10] [--no-hog] [--psi-interval <dur>]`
  *
  * The guest agent as systemd runs it (the esbuild bundle, the unit's node flags) against the
  * real C xenstored, beside an empty Node process with the same flags, measured in the same run:
@@ -121,7 +121,7 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
-async function hogStalls(daemon: PeerDaemon, bundle: string, watcher: XenstoreConnection, trials: number): Promise<number[] | string> {
+async function hogStalls(daemon: PeerDaemon, bundle: string, watcher: XenstoreConnection, trials: number, agentArgs: string[]): Promise<number[] | string> {
   const v1 = '/sys/fs/cgroup/memory';
   const v2 = '/sys/fs/cgroup';
   const name = `xmem-bench-${process.pid}`;
@@ -145,7 +145,7 @@ async function hogStalls(daemon: PeerDaemon, bundle: string, watcher: XenstoreCo
   }
   const file = path.join(os.tmpdir(), `xmem-bench-thrash-${process.pid}`);
   const stderr: string[] = [];
-  const agent = spawnNode([bundle, '--xenstore', daemon.socketPath, '--heartbeat', '3600s'], stderr);
+  const agent = spawnNode([bundle, '--xenstore', daemon.socketPath, '--heartbeat', '3600s', ...agentArgs], stderr);
   const hog = `
     const fs = require('fs');
     fs.writeFileSync(process.argv[1] + '.pid', String(process.pid));
@@ -225,7 +225,13 @@ async function hogStalls(daemon: PeerDaemon, bundle: string, watcher: XenstoreCo
 export default async function agentBench(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
-    options: { seconds: { type: 'string', default: '60' }, trials: { type: 'string', default: '10' }, 'no-hog': { type: 'boolean' } },
+    options: {
+      seconds: { type: 'string', default: '60' },
+      trials: { type: 'string', default: '10' },
+      'no-hog': { type: 'boolean' },
+      /** Passed to the agent: e.g. 0 to measure the mode without the stall fast path. */
+      'psi-interval': { type: 'string' },
+    },
   });
   const seconds = Number(values.seconds);
   const trials = Number(values.trials);
@@ -247,7 +253,8 @@ export default async function agentBench(argv: string[]): Promise<void> {
 
   const agentErr: string[] = [];
   const floorErr: string[] = [];
-  const agent = spawnNode([bundle, '--xenstore', daemon.socketPath, '--proc-root', tree], agentErr);
+  const agentArgs = values['psi-interval'] === undefined ? [] : ['--psi-interval', values['psi-interval']];
+  const agent = spawnNode([bundle, '--xenstore', daemon.socketPath, '--proc-root', tree, ...agentArgs], agentErr);
   const floor = spawnNode(['-e', 'setInterval(() => {}, 1 << 30)'], floorErr);
   try {
     // Start-up is not part of the steady window: the first report, then V8's start-up GCs
@@ -286,7 +293,7 @@ export default async function agentBench(argv: string[]): Promise<void> {
     agent.kill('SIGTERM');
     floor.kill('SIGTERM');
 
-    const hog = values['no-hog'] ? 'skipped (--no-hog)' : await Promise.race([hogStalls(daemon, bundle, watcher, Math.min(trials, 5)), sleep(120_000).then(() => 'timed out after 120 s')]);
+    const hog = values['no-hog'] ? 'skipped (--no-hog)' : await Promise.race([hogStalls(daemon, bundle, watcher, Math.min(trials, 5), agentArgs), sleep(120_000).then(() => 'timed out after 120 s')]);
 
     const fmt = (n: number, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
     const rows: [string, string, string][] = [
@@ -294,7 +301,7 @@ export default async function agentBench(argv: string[]): Promise<void> {
       ['RSS (KiB)', String(mAgent.rssKib), String(mFloor.rssKib)],
       [`CPU % of one core (${seconds} s)`, fmt(cpuAgent, 3), fmt(cpuFloor, 3)],
     ];
-    process.stdout.write(`\nxmem-agent (bundle, node ${process.version}, flags ${NODE_FLAGS.join(' ')}) vs an empty node, same run\n`);
+    process.stdout.write(`\nxmem-agent (bundle, node ${process.version}, flags ${NODE_FLAGS.join(' ')}${agentArgs.length ? `, ${agentArgs.join(' ')}` : ''}) vs an empty node, same run\n`);
     process.stdout.write(`${'measure'.padEnd(30)}${'agent'.padStart(12)}${'empty node'.padStart(14)}\n`);
     for (const [k, a, f] of rows) process.stdout.write(`${k.padEnd(30)}${a.padStart(12)}${f.padStart(14)}\n`);
     process.stdout.write(`\nstall → report in xenstore, scripted PSI (${trials} trials): median ${fmt(median(scripted))} ms, max ${fmt(Math.max(...scripted))} ms\n`);
