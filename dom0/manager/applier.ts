@@ -2,7 +2,7 @@ import type { Clock } from '../../src/clock.js';
 import type { XenstoreClient } from '../../src/xenstore/types.js';
 import type { DomainFacts, HostFacts, XenHost } from '../host/host.js';
 import { keys } from './keys.js';
-import { MAXMEM_SLACK_KIB, fitGrows, growNeedKib, type ApplyPlan, type TargetAction } from './plan.js';
+import { MAXMEM_SLACK_KIB, baseFromPlan, fitGrows, growNeedKib, type ApplyPlan, type GrowBase, type TargetAction } from './plan.js';
 
 /**
  * Executes an ApplyPlan: shrinks, then a bounded wait until Xen's free memory (minus the
@@ -35,8 +35,10 @@ export interface ApplyDeps {
   xs: XenstoreClient;
   host: XenHost;
   clock: Clock;
-  /** KiB promised to VMs outside this plan that have not yet grown into their targets. */
+  /** KiB promised to VMs (this plan's growers included) not yet grown into their targets. */
   promisedKib: (facts: Map<number, DomainFacts>) => number;
+  /** The target in force now (it may change during the wait); default: the plan's fromKib. */
+  targetKib?: (domid: number) => number | null;
   /** KiB admission reservations still hold back (memory freed for a VM start is not for
    *  growth); read again at every poll of the wait, so one made meanwhile counts at once. */
   reservedKib?: () => number;
@@ -65,8 +67,12 @@ export async function applyPlan(plan: ApplyPlan, facts: HostFacts, deps: ApplyDe
   let byId = index(now);
   const deadline = deps.clock.now() + opts.waitMaxMs;
   let available = availableKib(now, byId, deps, opts);
+  // A grow needs only what lies above the target it already has: that part is in promisedKib.
+  const base: GrowBase = deps.targetKib
+    ? (g, f) => Math.max(f.get(g.domid)?.actualKib ?? 0, deps.targetKib!(g.domid) ?? 0)
+    : baseFromPlan;
   // Only wait when something was asked to shrink: otherwise nothing will free memory soon.
-  while (available < growNeedKib(plan.grows, byId) && plan.shrinks.length > 0 && deps.clock.now() < deadline) {
+  while (available < growNeedKib(plan.grows, byId, base) && plan.shrinks.length > 0 && deps.clock.now() < deadline) {
     await deps.clock.sleep(opts.waitPollMs);
     now = await deps.host.facts();
     byId = index(now);
@@ -74,7 +80,7 @@ export async function applyPlan(plan: ApplyPlan, facts: HostFacts, deps: ApplyDe
     await deps.onPoll?.(now);
     available = availableKib(now, byId, deps, opts);
   }
-  const grows = fitGrows(plan.grows, byId, available);
+  const grows = fitGrows(plan.grows, byId, available, base);
   for (const g of plan.grows.slice(grows.length)) {
     result.deferred.push({ domid: g.domid, name: g.name, why: 'Xen free memory short; retried next pass' });
   }

@@ -295,14 +295,14 @@ export class Manager extends EventEmitter {
       stuck: new Set([...this.doms.values()].filter((r) => r.stuck).map((r) => r.domid)),
       lowerMaxmem: this.svc.lowerMaxmemOnShrink,
     });
-    const growing = new Set(plan.grows.map((g) => g.domid));
     const applied = await applyPlan(plan, facts, {
       xs: this.xs,
       host: this.host,
       clock: this.clock,
-      promisedKib: (ids) => this.promisedKib(ids, growing),
+      promisedKib: (ids) => this.promisedKib(ids),
+      targetKib: (domid) => this.doms.get(domid)?.targetKib ?? null,
       reservedKib: () => this.reservationsOf().reduce((sum, r) => sum + r.kib, 0),
-      onPoll: (f) => this.holdGrowersOnNewReservation(new Map(f.domains.map((d) => [d.domid, d]))),
+      onPoll: (f) => this.onWaitPoll(f),
       onApplied: (a) => this.recordApplied(a),
     }, {
       reserveKib: this.config.policy.hostFreeReserve,
@@ -468,6 +468,30 @@ export class Manager extends EventEmitter {
   }
 
   /**
+   * A poll of the free-before-allocate wait (up to growWaitMaxMs): the snapshot takes the fresh
+   * facts, so admission can plan a start now instead of waiting for this pass to end (while its
+   * grows are still unwritten), and a reservation it adds is acted on at the next poll.
+   */
+  private async onWaitPoll(facts: HostFacts): Promise<void> {
+    const byId = new Map(facts.domains.map((d) => [d.domid, d]));
+    await this.holdGrowersOnNewReservation(byId);
+    const snap = this.snapshot;
+    if (snap) {
+      this.snapshot = {
+        ...snap,
+        nowMs: this.clock.now(),
+        freeKib: facts.freeKib,
+        reservations: this.reservationsOf(),
+        vms: snap.vms.map((vm) => {
+          const f = byId.get(vm.domid);
+          const targetKib = this.doms.get(vm.domid)?.targetKib ?? vm.targetKib;
+          return f ? { ...vm, actualKib: f.actualKib, maxmemKib: f.maxmemKib, targetKib, paused: f.paused, dying: f.dying } : vm;
+        }),
+      };
+    }
+  }
+
+  /**
    * qmemman's inhibit_balloon_up (anchors §1.6): when a reservation appears, VMs still growing
    * toward a target set before it are held at what they have (target and ceiling), so their
    * balloons cannot take memory donors free for the start. Growth they still need goes through
@@ -507,12 +531,16 @@ export class Manager extends EventEmitter {
     }
   }
 
-  /** Memory already promised to VMs still growing into earlier targets (not this pass's grows). */
-  private promisedKib(byId: Map<number, DomainFacts>, growing: Set<number>): number {
+  /**
+   * Memory already promised to VMs still growing into targets in force (set by an earlier
+   * pass, by this pass's growers too, or kept by a grow deferred now): a paused VM grows into
+   * its target once unpaused, so its promise stands; a stuck grower is held at what it has.
+   */
+  private promisedKib(byId: Map<number, DomainFacts>): number {
     let sum = 0;
     for (const rec of this.doms.values()) {
       const f = byId.get(rec.domid);
-      if (!f || rec.targetKib === null || growing.has(rec.domid) || rec.stuck || f.paused || f.dying) continue;
+      if (!f || rec.targetKib === null || f.dying) continue;
       sum += Math.max(0, rec.targetKib - f.actualKib);
     }
     return sum;

@@ -72,29 +72,38 @@ export function planApply(input: PlanInput): ApplyPlan {
   return plan;
 }
 
-/** KiB the grows will take from Xen's free memory (only what lies above each VM's allocation). */
-export function growNeedKib(grows: TargetAction[], facts: Map<number, DomainFacts>): number {
-  return grows.reduce((s, g) => s + Math.max(0, g.toKib - (facts.get(g.domid)?.actualKib ?? 0)), 0);
+/**
+ * Where each grow starts from: the higher of its allocation and the target already in force
+ * (memory up to that target is already promised to it and counted as such, grown or not).
+ */
+export type GrowBase = (g: TargetAction, facts: Map<number, DomainFacts>) => number;
+
+export const baseFromPlan: GrowBase = (g, facts) => Math.max(facts.get(g.domid)?.actualKib ?? 0, g.fromKib ?? 0);
+
+/** KiB the grows will take beyond what is already promised to them. */
+export function growNeedKib(grows: TargetAction[], facts: Map<number, DomainFacts>, base: GrowBase = baseFromPlan): number {
+  return grows.reduce((s, g) => s + Math.max(0, g.toKib - base(g, facts)), 0);
 }
 
 /**
  * When free memory does not cover every grow after the bounded wait: grant grows in order
- * while they fit; the first that does not fit gets what is left (never below its allocation),
- * the rest wait for a later pass. Returns the grows to apply (possibly trimmed).
+ * while they fit; the first that does not fit gets what is left (never below the target it
+ * already has), the rest wait for a later pass (keeping their targets, still promised).
+ * Returns the grows to apply (possibly trimmed).
  */
-export function fitGrows(grows: TargetAction[], facts: Map<number, DomainFacts>, availableKib: number): TargetAction[] {
+export function fitGrows(grows: TargetAction[], facts: Map<number, DomainFacts>, availableKib: number, base: GrowBase = baseFromPlan): TargetAction[] {
   const out: TargetAction[] = [];
   let left = Math.max(0, availableKib);
   for (const g of grows) {
-    const actual = facts.get(g.domid)?.actualKib ?? 0;
-    const need = Math.max(0, g.toKib - actual);
+    const from = base(g, facts);
+    const need = Math.max(0, g.toKib - from);
     if (need <= left) {
       out.push(g);
       left -= need;
       continue;
     }
-    if (left >= MAXMEM_SLACK_KIB && actual + left > (g.fromKib ?? 0)) {
-      const toKib = actual + left;
+    if (left >= MAXMEM_SLACK_KIB) {
+      const toKib = from + left;
       out.push({ ...g, toKib, maxmemKib: g.maxmemKib === null ? null : toKib + MAXMEM_SLACK_KIB, reason: `${g.reason} (partial: Xen free memory short)` });
     }
     break;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { fitGrows, planApply } from '../../dom0/manager/plan.js';
+import { fitGrows, growNeedKib, planApply } from '../../dom0/manager/plan.js';
 import type { DomainFacts } from '../../dom0/host/host.js';
 import type { VmDecision } from '../../src/policy/types.js';
 
@@ -53,5 +53,23 @@ describe('fitGrows', () => {
     expect(out[1]!.reason).toMatch(/partial/);
     expect(fitGrows(grows, facts, 100 * MiB).map((g) => g.toKib / MiB)).toEqual([200]);
     expect(fitGrows(grows, facts, 0)).toEqual([]);
+  });
+});
+
+describe('growth already promised (a target in force above the allocation)', () => {
+  const facts = new Map([fact(1, 100, 301), fact(2, 100, 101)].map((f) => [f.domid, f]));
+  // vm1 was granted 250 MiB by an earlier pass and has not grown yet: that is in promisedKib.
+  const grows = [
+    { domid: 1, name: 'vm1', fromKib: 250 * MiB, toKib: 300 * MiB, maxmemKib: null, reason: 'a' },
+    { domid: 2, name: 'vm2', fromKib: 100 * MiB, toKib: 300 * MiB, maxmemKib: 300 * MiB + 1024, reason: 'b' },
+  ];
+  it('a grow needs only what lies above its target in force', () => {
+    expect(growNeedKib(grows, facts)).toBe(50 * MiB + 200 * MiB);
+    expect(fitGrows(grows, facts, 250 * MiB)).toHaveLength(2);
+  });
+  it('a trimmed grow never goes below the target it already has', () => {
+    const out = fitGrows([grows[0]!], facts, 20 * MiB);
+    expect(out.map((g) => g.toKib / MiB)).toEqual([270]);
+    expect(fitGrows([grows[0]!], facts, 0)).toEqual([]);
   });
 });
