@@ -23,7 +23,7 @@ import { startXenstored, type PeerDaemon } from '../test/peer/daemon.js';
 import { buildAgentBundle } from '../test/agent/bundle.js';
 
 /** The systemd unit's node flags (domU-agent/xmem-agent.service). */
-const NODE_FLAGS = ['--max-semi-space-size=1', '--max-old-space-size=32'];
+const NODE_FLAGS = ['--jitless', '--max-semi-space-size=1', '--max-old-space-size=32'];
 const KEY = '/local/domain/0/data/xmem';
 
 interface Mem {
