@@ -26,6 +26,9 @@ export interface DomainRecord {
   status: SignalStatus | null;
   progress: ProgressTrack | undefined;
   stuck: boolean;
+  /** A stuck grower held at this allocation (target and maxmem): stuck until it moves from
+   *  it, or until the next sweep retries it. */
+  clampKib?: number;
   history: VmHistory | undefined;
   reason: string;
   reasonAtMs: number | null;

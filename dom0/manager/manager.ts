@@ -272,7 +272,7 @@ export class Manager extends EventEmitter {
     await this.readDirtyGuests();
     const now = this.clock.now();
     this.updateSignals(now);
-    this.updateProgress(byId, now);
+    await this.clampStuck(this.updateProgress(byId, now), byId);
 
     const reservations = this.reservationsOf();
     for (const id of this.reservationSeen.keys()) if (!reservations.some((r) => r.id === id)) this.reservationSeen.delete(id);
@@ -426,12 +426,24 @@ export class Manager extends EventEmitter {
     }
   }
 
-  private updateProgress(byId: Map<number, DomainFacts>, now: number): void {
+  /** Stuck detection; returns the VMs that just became stuck (to clamp). */
+  private updateProgress(byId: Map<number, DomainFacts>, now: number): DomainRecord[] {
     const opts = { stuckAfterMs: this.svc.stuckAfterMs, toleranceKib: this.svc.targetToleranceKib };
+    const newlyStuck: DomainRecord[] = [];
     for (const rec of this.doms.values()) {
       const f = byId.get(rec.domid);
       if (!f || f.paused || f.dying) {
         rec.progress = undefined;
+        continue;
+      }
+      if (rec.clampKib !== undefined) {
+        // A clamped grower is at its target by construction: it counts as moving again only
+        // once its allocation leaves the clamp.
+        if (Math.abs(f.actualKib - rec.clampKib) <= opts.toleranceKib) continue;
+        rec.clampKib = undefined;
+        rec.stuck = false;
+        rec.progress = undefined;
+        this.log.info({ vm: rec.name, domid: rec.domid, actualKib: f.actualKib }, 'VM moving again; balanced again');
         continue;
       }
       // Only targets xmem set are tracked: a VM nobody asked to move is never "stuck".
@@ -444,12 +456,48 @@ export class Manager extends EventEmitter {
         rec.stuck = true;
         rec.reason = `stuck: no progress toward ${rec.targetKib} KiB for ${this.svc.stuckAfterMs / 1000} s`;
         rec.reasonAtMs = now;
+        newlyStuck.push(rec);
         this.log.warn({ vm: rec.name, domid: rec.domid, actualKib: f.actualKib, targetKib: rec.targetKib }, 'VM stuck; excluded until it moves');
       } else if (event === 'unstuck') {
         rec.stuck = false;
         this.log.info({ vm: rec.name, domid: rec.domid, actualKib: f.actualKib }, 'VM moving again; balanced again');
       }
     }
+    return newlyStuck;
+  }
+
+  /**
+   * squeezed's rule for a VM that became inactive (anchors §2.3): maxmem = min(target, actual)
+   * + slack, so it cannot resume growing into memory given to others meanwhile. A stuck grower
+   * first has its target brought down to what it has (libxl refuses a ceiling below
+   * memory/target), which also ends its promise; it stays excluded until it moves or the next
+   * sweep retries it. Normal handling needs nothing more: a later grow raises maxmem first.
+   */
+  private async clampStuck(recs: DomainRecord[], byId: Map<number, DomainFacts>): Promise<void> {
+    await Promise.all(recs.map(async (rec) => {
+      const f = byId.get(rec.domid);
+      if (!f || rec.targetKib === null) return;
+      const keepKib = Math.round(Math.min(rec.targetKib, f.actualKib));
+      const maxmemKib = keepKib + MAXMEM_SLACK_KIB;
+      try {
+        if (rec.targetKib > keepKib) {
+          await this.xs.write(keys(rec.domid).target, String(keepKib));
+          this.recordApplied({
+            action: { domid: rec.domid, name: rec.name, fromKib: rec.targetKib, toKib: keepKib, maxmemKib, reason: rec.reason },
+            phase: 'shrink',
+          });
+          rec.reason = `stuck: could not grow for ${this.svc.stuckAfterMs / 1000} s; held at ${keepKib} KiB until it moves`;
+          rec.clampKib = keepKib;
+          rec.progress = undefined;
+        }
+        if (f.maxmemKib > maxmemKib) {
+          await this.host.setMaxmem(rec.domid, maxmemKib);
+          f.maxmemKib = maxmemKib;
+        }
+      } catch (err) {
+        this.log.warn({ vm: rec.name, domid: rec.domid, err: err instanceof Error ? err.message : String(err) }, 'could not clamp a stuck VM');
+      }
+    }));
   }
 
   private knowledge(): Map<number, VmKnowledge> {
@@ -570,6 +618,12 @@ export class Manager extends EventEmitter {
       for (const rec of this.doms.values()) {
         rec.dirty = new Set(ALL_GUEST_KEYS);
         rec.refreshTarget = true;
+        if (rec.clampKib !== undefined) {
+          // A stuck grower gets another chance: if it still cannot grow, it is stuck again.
+          rec.clampKib = undefined;
+          rec.stuck = false;
+          this.log.info({ vm: rec.name, domid: rec.domid }, 'stuck VM retried');
+        }
       }
       this.requestPass();
       this.scheduleSweep();
