@@ -18,7 +18,7 @@ export const ROOT = path.dirname(LAB_DIR);
 export const OUT_DIR = path.join(LAB_DIR, 'out');
 export const SERIAL_LOG = path.join(OUT_DIR, 'serial.log');
 /** Every scenario in running order (test/xen/<name>.sh). */
-export const ALL_SCENARIOS = ['balloon', 'confined', 'grow', 'restart', 'qmemman', 'admit', 'stuck'];
+export const ALL_SCENARIOS = ['balloon', 'confined', 'restart', 'qmemman', 'admit', 'grow', 'stuck'];
 
 export interface LabOptions {
   scenarios: string[];

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Guest-side test hooks, driven by dom0 through xenstore keys this guest owns (data/ is
 # guest-writable; dom0 writes commands under data/lab/, results come back under data/labr/):
-#   data/lab/hog = MiB   size of a file pinned in a tmpfs (no swap, so it stays resident);
+#   data/lab/hog = MiB[@RATE]  size of a file pinned in a tmpfs (no swap, so it stays
+#                        resident), written at RATE MiB/s (default: as fast as dd goes);
 #                        growing it reports data/labr/grow_ms: time from the start of the
 #                        allocation until the balloon's current_kb grew by 8 MiB
 #   data/lab/run = cmd   runs a shell command (120 s limit); data/labr/run = "<exit code> <output>"
@@ -23,13 +24,19 @@ agent() {
 [ "$1" = agent ] && { rm -f /run/agent.stopped; agent; exit; }
 
 hog() {
+  rate=${1#*@}; [ "$rate" = "$1" ] && rate=0; set -- "${1%@*}"
   mountpoint -q /hog || { mkdir -p /hog; mount -t tmpfs -o size=8g hog /hog; }
   have=$(( $(stat -c %s /hog/f 2>/dev/null || echo 0) / 1048576 ))
   cur0=$(cat $XM/info/current_kb); t0=$(ms)
   say hog "start want=$1 have=$have cur0=$cur0 t0=$t0"
   if [ "$1" -le "$have" ]; then truncate -s "${1}M" /hog/f; say hog "done $1 freed"; return; fi
   # grow: the writer is an ordinary OOM candidate, unlike the hooks
-  (echo 0 > /proc/self/oom_score_adj; exec dd if=/dev/zero of=/hog/f bs=1M seek=$have count=$(($1 - have)) conv=notrunc 2>/dev/null) &
+  (echo 0 > /proc/self/oom_score_adj
+   if [ "$rate" -gt 0 ]; then  # 4 MiB steps, paced
+     at=$have; while [ $at -lt $1 ]; do
+       dd if=/dev/zero of=/hog/f bs=1M seek=$at count=4 conv=notrunc 2>/dev/null || exit 1
+       at=$((at + 4)); usleep $((4000000 / rate)); done
+   else exec dd if=/dev/zero of=/hog/f bs=1M seek=$have count=$(($1 - have)) conv=notrunc 2>/dev/null; fi) &
   dd_pid=$!; grown=
   while :; do
     cur=$(cat $XM/info/current_kb)
@@ -44,12 +51,13 @@ hog() {
 say ready "$(ms)"
 xenstore-watch data/lab | while read -r path _; do
   case "$path" in
-    */lab/hog) n=$(xenstore-read data/lab/hog); case "$n" in ''|*[!0-9]*) ;; *) hog "$n" & ;; esac ;;
+    */lab/hog) n=$(xenstore-read data/lab/hog); case "$n" in ''|*[!0-9@]*) ;; *) hog "$n" & ;; esac ;;
     */lab/run) c=$(xenstore-read data/lab/run)
                [ -n "$c" ] && { out=$(timeout 120 sh -c "$c" 2>&1); rc=$?; say run "$rc $(echo "$out" | tail -c 900)"; } ;;
     */lab/agent) case "$(xenstore-read data/lab/agent)" in
                    stop) touch /run/agent.stopped; kill "$(cat /run/agent.pid)" 2>/dev/null ;;
-                   start) kill -0 "$(cat /run/agent.pid 2>/dev/null)" 2>/dev/null && continue
+                   # (an empty pid would make busybox kill -0 succeed on our own group)
+                   start) [ -s /run/agent.pid ] && kill -0 "$(cat /run/agent.pid)" 2>/dev/null && continue
                           rm -f /run/agent.stopped; (exec /bin/lab-hooks agent) > /dev/console 2>&1 & ;;
                  esac ;;
   esac

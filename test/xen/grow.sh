@@ -9,7 +9,7 @@ info "settled: $(snapshot_line)"
 base=$(mem g1); base_t=$(target_mib g1); free0=$(free_mib)
 hog=$(( base + 96 ))          # more than g1 has, so it must grow to hold it
 t0=$(now_ms)
-guest_hog g1 $hog
+guest_hog g1 $hog@${HOG_RATE:-8}   # MiB/s: a fast hog outruns an emulated dom0 and OOMs the guest
 if wait_until 30 mem_above g1 $(( base + 8 )); then
   pass "g1 pinning ${hog} MiB: xl list ${base} -> $(mem g1) MiB, target ${base_t} -> $(target_mib g1) MiB, first growth seen from dom0 after ${WAITED_MS} ms"
   bench "grow dom0_seen_ms=$WAITED_MS"

@@ -103,7 +103,10 @@ manager_tail() { tail -n "${1:-20}" "$MGR_LOG" 2>/dev/null | cut -c1-1500 | sed 
 # their agents running from boot
 lab_pair() {
   local g
-  for g in g1 g2; do [ -n "$(domid $g)" ] || guest_create $g 384 1536 "${1:-}" & done
+  for g in g1 g2; do
+    case "$(state $g)" in *c*) info "$g had crashed: booting it again"; guest_destroy $g ;; esac
+    [ -n "$(domid $g)" ] || guest_create $g 384 1536 "${1:-}" &
+  done
   wait
   [ -n "$(domid g1)" ] && [ -n "$(domid g2)" ]
 }

@@ -29,7 +29,7 @@ else
   fail "xmem status after restart: $(head -c 300 /tmp/status.json /tmp/status.err 2>/dev/null)"; manager_tail
 fi
 base=$(mem g1)
-guest_hog g1 $(( base + 64 ))
+guest_hog g1 $(( base + 64 ))@8
 if wait_until 60 mem_above g1 $(( base + 32 )); then pass "balancing resumed: g1 grows ${base} -> $(mem g1) MiB while pinning memory"
 else fail "no balancing after restart: g1 stays at $(mem g1) MiB"; manager_tail; fi
 wait_until 60 hog_done g1; guest_hog g1 0; wait_until 30 hog_done g1

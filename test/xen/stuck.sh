@@ -34,7 +34,7 @@ fi
 case "$(state g2)" in *c*) info "g2 crashed while stalled"; guest_console g2 ;; esac
 # not starved: g1 asks for memory and gets it while g2 is stuck
 base=$(mem g1)
-guest_hog g1 $(( base + 64 ))
+guest_hog g1 $(( base + 64 ))@8
 if wait_until 60 mem_above g1 $(( base + 64 )); then pass "g1 still grows while g2 is stuck: xl list ${base} -> $(mem g1) MiB"
 else fail "g1 starved while g2 is stuck: xl list ${base} -> $(mem g1) MiB"; manager_tail; fi
 wait_until 60 hog_done g1; guest_hog g1 0
