@@ -2,7 +2,7 @@ import type { Clock } from '../../src/clock.js';
 import type { HostSnapshot, VmDecision } from '../../src/policy/types.js';
 import type { ReservationBook, LiveReservation } from './book.js';
 import { Mutex } from './mutex.js';
-import { planAdmission, type AdmissionPlan, type Refusal } from './plan.js';
+import { planAdmission, type AdmissionPlan, type Donor, type Refusal } from './plan.js';
 import { QMEMMAN_RATE, type RateRule } from './rate.js';
 import { waitForFree } from './squeeze.js';
 import { fmtSize, planSentence, refusalSentence } from './words.js';
@@ -18,6 +18,8 @@ export interface ManagerPort {
   lastSnapshot(): HostSnapshot | null;
   lastDecisions(): VmDecision[];
   requestPass(): void;
+  /** Flags a VM stuck now (excluded until it moves), ahead of the manager's own timeout. */
+  markStuck?(domid: number, why: string): void;
 }
 
 export interface AdmissionLogger {
@@ -138,6 +140,7 @@ export class Admission {
         movedKib: this.o.movedKib,
         maxMs: Math.min(this.o.squeezeMaxMs, r.expiresAtMs - t0),
         cancelled: () => req.cancelled?.() === true || this.book.get(r.id) === undefined,
+        exclude: (stalled, shortKib) => this.excludeStalled(plan.kind === 'squeeze' ? plan.donors : [], stalled, shortKib, req.forName),
       },
     );
     if (!result.ok) {
@@ -180,6 +183,30 @@ export class Admission {
       neededKib: kib,
       forName,
     });
+  }
+
+  /**
+   * Re-plans when donors stall above their targets (a hidden balloon limit): if the VMs still
+   * moving hold enough above their floors to cover what is missing, the stalled ones are
+   * flagged stuck at once (the rate window is shorter than the manager's stuck timeout) so
+   * the policy takes more from the others; else the squeeze fails as before.
+   */
+  private excludeStalled(all: readonly Donor[], stalled: readonly Donor[], shortKib: number, forName: string): boolean {
+    const markStuck = this.manager.markStuck?.bind(this.manager);
+    const snap = this.manager.lastSnapshot();
+    if (!markStuck || !snap) return false;
+    const out = new Set(stalled.map((d) => d.domid));
+    const vms = new Map(snap.vms.map((vm) => [vm.domid, vm]));
+    const spare = all
+      .filter((d) => !out.has(d.domid))
+      .reduce((sum, d) => {
+        const vm = vms.get(d.domid);
+        return vm && !vm.stuck ? sum + Math.max(0, vm.actualKib - d.floorKib) : sum;
+      }, 0);
+    if (spare < shortKib) return false;
+    for (const d of stalled) markStuck(d.domid, `stopped giving memory back while freeing memory for ${forName}`);
+    this.o.logger?.info({ vm: forName, stalled: stalled.map((d) => d.name), shortKib, spareKib: spare }, 'squeeze re-planned without stalled donors');
+    return true;
   }
 
   private owedByOthers(id: string): number {

@@ -33,6 +33,12 @@ export interface SqueezeGoal {
   maxMs: number;
   /** Aborts the wait (the client went away). */
   cancelled?: () => boolean;
+  /**
+   * Donors stalled above their targets while the others could still give: exclude the
+   * stalled ones (the manager flags them stuck, the policy takes more from the others) and go
+   * on with a fresh rate window, instead of refusing. False: refuse as usual.
+   */
+  exclude?: (stalled: readonly Donor[], shortKib: number) => boolean;
 }
 
 export type SqueezeResult =
@@ -41,9 +47,10 @@ export type SqueezeResult =
 
 export async function waitForFree(deps: SqueezeDeps, goal: SqueezeGoal): Promise<SqueezeResult> {
   const t0 = deps.clock.now();
-  const free = new RateWindow(goal.rule);
   // Per donor: allocation samples, negated so "freed" is a gain.
   const gave = new Map(goal.donors.map((d) => [d.domid, new RateWindow(goal.rule)]));
+  let donors = goal.donors;
+  let free = new RateWindow(goal.rule);
   for (;;) {
     const snap = deps.snapshot();
     const now = deps.clock.now();
@@ -59,14 +66,31 @@ export async function waitForFree(deps: SqueezeDeps, goal: SqueezeGoal): Promise
       // Stuck: still above the target it was given (it was asked for more) yet gave nothing
       // over the window. A donor that reached its target is not to blame.
       const vms = new Map((snap?.vms ?? []).map((vm) => [vm.domid, vm]));
-      const stuck = goal.donors
+      const stalled = donors
         .filter((d) => {
           const vm = vms.get(d.domid);
           if (!vm) return false;
           const asked = Math.max(d.floorKib, vm.targetKib ?? d.floorKib);
           return vm.actualKib > asked + ABOVE_TARGET_KIB && (gave.get(d.domid)?.gainedKib() ?? 0) < goal.movedKib;
-        })
-        .map((d) => d.name);
+        });
+      if (stalled.length > 0 && stalled.length < donors.length && goal.exclude?.(stalled, goal.freeKib() - freeKib)) {
+        donors = donors.filter((d) => !stalled.includes(d));
+        free = new RateWindow(goal.rule);
+        deps.requestPass();
+        await deps.clock.sleep(goal.pollMs);
+        continue;
+      }
+      // After a re-plan the donors left may be slower than the rule (a balloon that stalls
+      // now and then): while one of them still moves and free memory grows, keep waiting
+      // (bounded by maxMs); the rule is for dead balloons, not slow ones.
+      if (stalled.length === 0 && donors !== goal.donors && free.gainedKib() >= goal.movedKib
+        && donors.some((d) => (gave.get(d.domid)?.gainedKib() ?? 0) >= goal.movedKib)
+        && waitedMs < goal.maxMs) {
+        deps.requestPass();
+        await deps.clock.sleep(goal.pollMs);
+        continue;
+      }
+      const stuck = stalled.map((d) => d.name);
       const period = `${Math.round(free.spanMs() / 100) / 10} s`;
       const freed = `only ${fmtSize(Math.max(0, free.gainedKib()))} was freed in ${period} (less than ${Math.round(goal.rule.minKibPerS / 1024)} MiB/s)`;
       const why = stuck.length > 0

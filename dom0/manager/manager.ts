@@ -79,6 +79,8 @@ export class Manager extends EventEmitter {
   private readonly decisionLog: DecisionLog[] = [];
   private readonly reservationSeen = new Map<string, number>();
   private passSeq = 0;
+  /** VMs flagged stuck between passes (markStuck), clamped at the next pass. */
+  private readonly clampPending = new Set<number>();
 
   private started = false;
   private stopped = false;
@@ -177,6 +179,25 @@ export class Manager extends EventEmitter {
     return p;
   }
 
+  /**
+   * Admission saw this VM stop giving memory back during a squeeze (its 3 s rate window is
+   * shorter than stuckAfterMs): flag it stuck now, exactly as the timeout would (excluded,
+   * clamped at the next pass, balanced again once it moves).
+   */
+  markStuck(domid: number, why: string): void {
+    const rec = this.doms.get(domid);
+    if (!rec || rec.stuck) return;
+    const now = this.clock.now();
+    const actualKib = this.snapshot?.vms.find((vm) => vm.domid === domid)?.actualKib ?? rec.targetKib ?? 0;
+    rec.stuck = true;
+    rec.progress = { targetKib: rec.targetKib ?? actualKib, lastActualKib: actualKib, lastProgressMs: now, stuck: true };
+    rec.reason = `stuck: ${why}`;
+    rec.reasonAtMs = now;
+    this.clampPending.add(domid);
+    this.log.warn({ vm: rec.name, domid, actualKib, targetKib: rec.targetKib, why }, 'VM stuck; excluded until it moves');
+    this.requestPass();
+  }
+
   // ---- views -------------------------------------------------------------------------------
 
   lastSnapshot(): HostSnapshot | null {
@@ -272,7 +293,13 @@ export class Manager extends EventEmitter {
     await this.readDirtyGuests();
     const now = this.clock.now();
     this.updateSignals(now);
-    await this.clampStuck(this.updateProgress(byId, now), byId);
+    const newlyStuck = this.updateProgress(byId, now);
+    for (const domid of this.clampPending) {
+      const rec = this.doms.get(domid);
+      if (rec?.stuck && !newlyStuck.includes(rec)) newlyStuck.push(rec);
+    }
+    this.clampPending.clear();
+    await this.clampStuck(newlyStuck, byId);
 
     const reservations = this.reservationsOf();
     for (const id of this.reservationSeen.keys()) if (!reservations.some((r) => r.id === id)) this.reservationSeen.delete(id);
