@@ -160,7 +160,7 @@ async function main(argv: string[]): Promise<number> {
   const res = await runLab({
     scenarios: names.length ? names : ALL_SCENARIOS,
     build: !flags.has('--no-build'),
-    timeoutS: Number(process.env.LAB_TIMEOUT_S ?? 1500),
+    timeoutS: Number(process.env.LAB_TIMEOUT_S ?? 3000),
     onLine: (l) => process.stdout.write(l + '\n'),
   });
   process.stdout.write(`lab: QEMU wall ${res.wallS.toFixed(0)} s, peak RSS ${res.peakRssMib} MiB, serial log ${path.relative(ROOT, SERIAL_LOG)}\n`);

@@ -13,7 +13,7 @@ for s in "$@"; do
   if [ ! -f "$HERE/$s.sh" ]; then echo "FAIL: $s: no such scenario (test/xen/$s.sh)"; continue; fi
   echo "LAB: scenario $s start at $(cut -d' ' -f1 /proc/uptime)s"
   t0=$(now_ms)
-  SCEN=$s timeout -k 10 "${SCENARIO_TIMEOUT:-420}" bash -c ". '$HERE/lib.sh'; . '$HERE/$s.sh'" 2>&1
+  SCEN=$s timeout -k 10 "${SCENARIO_TIMEOUT:-900}" bash -c ". '$HERE/lib.sh'; . '$HERE/$s.sh'" 2>&1
   rc=$?
   [ "$rc" = 124 ] || [ "$rc" = 137 ] && echo "FAIL: $s: timed out"
   echo "LAB: scenario $s end rc=$rc after $(( $(now_ms) - t0 )) ms"
