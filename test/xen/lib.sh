@@ -123,6 +123,8 @@ need_agents() {
 status_json() { node /tmp/xen/state.mjs 30000 > /tmp/status.json 2>/tmp/status.err; }
 # vm_field NAME EXPR: a JS expression over `v` (the VM's entry in the state) from /tmp/status.json
 vm_field() { node -e 'const s=JSON.parse(require("fs").readFileSync("/tmp/status.json","utf8"));const v=s.vms.find(x=>x.name===process.argv[1]);console.log(v?eval(process.argv[2]):"")' "$1" "$2"; }
+# avail_mib NAME: MemAvailable from the guest's last agent report, MiB
+avail_mib() { xsr "$(dp "$1")/data/xmem" | node -e 'let s="";process.stdin.on("data",(d)=>(s+=d)).on("end",()=>console.log(Math.round(JSON.parse(s).avail/1024)))'; }
 free_mib() { xl info | awk '/^free_memory/{print $3}'; }
 snapshot_line() { echo "g1 $(mem g1)/$(target_mib g1) MiB, g2 $(mem g2)/$(target_mib g2) MiB (xl list/target), free $(free_mib) MiB"; }
 # steady NAME...: no target of these guests moved during the last 3 s
