@@ -4,7 +4,7 @@
 lab_pair || exit 1
 need_agents g1 g2 || exit 1
 SOCK=/run/xmem/admission.sock
-manager_start '{"surplus": "free", "service": {"sweepIntervalMs": 2000, "admissionSocket": "'$SOCK'"}}' || exit 1
+manager_start '{"surplus": "proportional", "service": {"sweepIntervalMs": 2000, "admissionSocket": "'$SOCK'"}}' || exit 1
 wait_until 60 steady g1 g2 || info "targets still moving after 60 s"
 info "settled: $(snapshot_line)"
 reserve() { $XMEM reserve "$@" --socket $SOCK > /tmp/reserve.out 2>/tmp/reserve.err; }
