@@ -170,8 +170,9 @@ export const PolicyConfigSchema = z.strictObject({
   shrink: ShrinkSchema.prefault({}),
   probe: ProbeSchema.prefault({}),
   hysteresis: HysteresisSchema.prefault({}),
-  /** An xmem report older than this (ms) is no signal (the manager usually says so first). */
-  staleReportMs: z.number().int().min(100).max(86_400_000).default(30_000),
+  /** An xmem report older than this (ms) is no signal (the manager usually says so first).
+   *  2.5 of the agent's 60 s heartbeats: a quiet guest is never taken for a dead one. */
+  staleReportMs: z.number().int().min(100).max(86_400_000).default(150_000),
   /** A VM without a valid signal (no agent, bad or stale report): `hold` keeps exactly the
    *  target in force (or its allocation), a size sets that fixed target (never below the
    *  VM's min). Either way it is never squeezed. */

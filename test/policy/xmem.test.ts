@@ -182,7 +182,7 @@ describe('xmem policy: held VMs', () => {
         vm(3, { actualKib: 2 * G, targetKib: 1 * G, stuck: true, signal: sig }),
         vm(4, { actualKib: 2 * G, override: { pinKib: 1536 * M }, signal: sig }),
         vm(5, { actualKib: 2 * G, signal: { kind: 'none', why: 'report invalid at total' } }),
-        vm(6, { actualKib: 2 * G, signal: { ...sig, ageMs: 60_000 } as typeof sig }),
+        vm(6, { actualKib: 2 * G, signal: { ...sig, ageMs: 200_000 } as typeof sig }),
         vm(7, { actualKib: 1 * G, signal: xmemSignal({ allocation: 1 * G, commit: 3 * G, unrec: 900 * M }) }),
       ],
       { freeKib: 0 },
@@ -195,7 +195,7 @@ describe('xmem policy: held VMs', () => {
     expect(d.vm4).toMatchObject({ targetKib: 1536 * M, managed: false, change: 'shrink' });
     expect(d.vm5).toMatchObject({ targetKib: 2 * G, managed: false });
     expect(d.vm5!.reason).toMatch(/no valid guest signal \(report invalid at total\)/);
-    expect(d.vm6!.reason).toMatch(/60 s old/);
+    expect(d.vm6!.reason).toMatch(/200 s old/);
     // The one managed VM gets nothing from the held ones: it keeps what it has.
     expect(d.vm7).toMatchObject({ targetKib: 1 * G, managed: true });
   });
