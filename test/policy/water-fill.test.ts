@@ -1,0 +1,54 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { waterFill } from '../../src/policy/water-fill.js';
+
+/** The rule by definition: λ found by bisection on Σ min(cap, λ·share) = amount. */
+function reference(caps: number[], shares: number[], amount: number): number[] {
+  const total = caps.reduce((a, c) => a + Math.max(0, c), 0);
+  if (amount <= 0) return caps.map(() => 0);
+  if (total <= amount) return caps.map((c) => Math.max(0, Math.floor(c)));
+  const f = (l: number) => caps.reduce((s, c, i) => s + (c > 0 && shares[i]! > 0 ? Math.min(c, l * shares[i]!) : 0), 0);
+  let lo = 0;
+  let hi = 1;
+  while (f(hi) < amount) hi *= 2;
+  for (let k = 0; k < 200; k++) {
+    const mid = (lo + hi) / 2;
+    if (f(mid) < amount) lo = mid;
+    else hi = mid;
+  }
+  return caps.map((c, i) => (c > 0 && shares[i]! > 0 ? Math.min(c, hi * shares[i]!) : 0));
+}
+
+describe('waterFill', () => {
+  it('equal shares of the cap: the same fraction for everyone', () => {
+    expect([...waterFill([100, 200, 300], [100, 200, 300], 300)]).toEqual([50, 100, 150]);
+  });
+  it('small caps saturate, the rest is shared by share', () => {
+    expect([...waterFill([10, 1000, 1000], [1, 1, 3], 410)]).toEqual([10, 100, 300]);
+  });
+  it('everyone full when the amount suffices; nothing for nothing', () => {
+    expect([...waterFill([10, 20], [1, 1], 1000)]).toEqual([10, 20]);
+    expect([...waterFill([10, 20], [1, 1], 0)]).toEqual([0, 0]);
+    expect([...waterFill([10, 20], [0, 1], 15)]).toEqual([0, 15]);
+  });
+  it('matches the definition, never exceeds the amount or a cap (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.integer({ min: 0, max: 1e7 }), fc.integer({ min: 0, max: 50 })), { minLength: 1, maxLength: 40 }),
+        fc.integer({ min: 0, max: 2e8 }),
+        (items, amount) => {
+          const caps = items.map(([c]) => c);
+          const shares = items.map(([c, w]) => c * w);
+          const got = [...waterFill(caps, shares, amount)];
+          const want = reference(caps, shares, amount);
+          expect(got.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(amount);
+          got.forEach((g, i) => {
+            expect(g).toBeLessThanOrEqual(Math.max(0, caps[i]!));
+            expect(Math.abs(g - want[i]!)).toBeLessThanOrEqual(1 + 1e-9 * caps[i]!);
+          });
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+});
