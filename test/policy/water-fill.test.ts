@@ -7,7 +7,12 @@ function reference(caps: number[], shares: number[], amount: number): number[] {
   const total = caps.reduce((a, c) => a + Math.max(0, c), 0);
   if (amount <= 0) return caps.map(() => 0);
   if (total <= amount) return caps.map((c) => Math.max(0, Math.floor(c)));
-  const f = (l: number) => caps.reduce((s, c, i) => s + (c > 0 && shares[i]! > 0 ? Math.min(c, l * shares[i]!) : 0), 0);
+  const takes = (i: number) => caps[i]! > 0 && shares[i]! > 0;
+  // Items without a share take nothing; if the others' caps fit, they are simply full. (Without
+  // this the doubling below never ends when f is bounded under the amount.)
+  const eligible = caps.reduce((a, c, i) => a + (takes(i) ? c : 0), 0);
+  if (eligible <= amount) return caps.map((c, i) => (takes(i) ? Math.floor(c) : 0));
+  const f = (l: number) => caps.reduce((s, c, i) => s + (takes(i) ? Math.min(c, l * shares[i]!) : 0), 0);
   let lo = 0;
   let hi = 1;
   while (f(hi) < amount) hi *= 2;
@@ -16,7 +21,7 @@ function reference(caps: number[], shares: number[], amount: number): number[] {
     if (f(mid) < amount) lo = mid;
     else hi = mid;
   }
-  return caps.map((c, i) => (c > 0 && shares[i]! > 0 ? Math.min(c, hi * shares[i]!) : 0));
+  return caps.map((c, i) => (takes(i) ? Math.min(c, hi * shares[i]!) : 0));
 }
 
 describe('waterFill', () => {
@@ -30,6 +35,8 @@ describe('waterFill', () => {
     expect([...waterFill([10, 20], [1, 1], 1000)]).toEqual([10, 20]);
     expect([...waterFill([10, 20], [1, 1], 0)]).toEqual([0, 0]);
     expect([...waterFill([10, 20], [0, 1], 15)]).toEqual([0, 15]);
+    expect([...waterFill([100, 100], [0, 1], 150)]).toEqual([0, 100]);
+    expect([...waterFill([100], [0], 50)]).toEqual([0]);
   });
   it('matches the definition, never exceeds the amount or a cap (property)', () => {
     fc.assert(
