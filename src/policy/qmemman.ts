@@ -227,7 +227,9 @@ export function decideQmemman(snap: HostSnapshot, cfg: PolicyConfig): PolicyResu
       memActual: Math.max(memCurrent, lastTarget),
       memMax: ceilingOf(vm) * 1024,
       noProgress: vm.stuck,
-      minPref: (vm.override?.minKib ?? 0) * 1024,
+      // An admin min can raise pref only up to what Xen lets the VM hold: a pref above mem_max
+      // makes the host look short and sends the other VMs back and forth between passes.
+      minPref: Math.min(vm.override?.minKib ?? 0, ceilingOf(vm)) * 1024,
     });
   }
   const reserved = snap.reservations.reduce((s, r) => s + r.kib, 0) * 1024;

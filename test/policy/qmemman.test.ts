@@ -169,6 +169,27 @@ describe('policy: qmemman through decide()', () => {
     expect(t.vm2).toBe(200 * M);
   });
 
+  it('an admin min above what Xen lets a VM hold raises its pref only to that ceiling', () => {
+    // vm2 cannot hold more than 64 MiB; a pref of 1.6 GiB made the host look short and sent
+    // vm1 between 200 MiB (donor) and 1.7 GiB (acceptor) on every pass.
+    const vms = [
+      vm(1, { actualKib: 4 * G, signal: qubes(0) }),
+      vm(2, { actualKib: 64 * M, staticMaxKib: 64 * M, override: { minKib: 1600 * M }, signal: qubes(0) }),
+    ];
+    let snap = host(vms, { freeKib: 0 });
+    const trail: number[] = [];
+    for (let pass = 0; pass < 6; pass++) {
+      const r = decide(snap, q);
+      const t = new Map(r.decisions.map((d) => [d.domid, d.targetKib]));
+      // qmemman's own 200 MiB vm-min-mem still applies above a small maxmem, as in qmemman
+      expect(r.decisions.find((d) => d.domid === 2)!.idealKib).toBeLessThanOrEqual(200 * M);
+      trail.push(t.get(1)!);
+      const freed = snap.vms.reduce((a, v) => a + v.actualKib - t.get(v.domid)!, 0);
+      snap = { ...snap, freeKib: snap.freeKib + freed, vms: snap.vms.map((v) => ({ ...v, actualKib: t.get(v.domid)!, targetKib: t.get(v.domid)!, history: r.history[v.domid]! })) };
+    }
+    expect(trail.slice(2)).toEqual([trail[2], trail[2], trail[2], trail[2]]);
+  });
+
   it('history carries last_target: mem_actual = max(allocation, last target)', () => {
     // A VM that was given 3 GiB but still has 1 GiB counts as 3 GiB.
     const base = vm(1, { actualKib: 1 * G, targetKib: 3 * G, signal: qubes(500 * M), history: { ...EMPTY_HISTORY, lastTargetKib: 3 * G } });
