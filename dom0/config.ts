@@ -53,6 +53,11 @@ export const ServiceSchema = z.strictObject({
   admissionGroup: z.union([z.string().min(1), z.number().int().min(0)]).optional(),
   /** A held reservation expires after this if the VM never starts. */
   reservationTimeoutMs: z.number().int().min(1000).max(3_600_000).default(120_000),
+  /** How xmem talks to Xen: "xc" = the long-lived xmem-xc helper (libxenctrl, no fork per
+   *  pass), "xl" = fork xl (one `xl list` per pass), "auto" = xc when the helper starts, else xl. */
+  xenControl: z.enum(['auto', 'xc', 'xl']).default('auto'),
+  /** The xmem-xc helper; default: dom0/native/xmem-xc beside the installed service. */
+  xcHelperPath: z.string().min(1).optional(),
   xlPath: z.string().min(1).default('xl'),
   /** How often `xl info` recalibrates total/free memory (each xl fork is expensive). */
   xlInfoEveryMs: z.number().int().min(1000).default(60_000),

@@ -28,7 +28,7 @@ stage() { [ "$(cat "$C/.key-$1" 2>/dev/null)" != "$2" ]; }
 done_stage() { echo "$2" > "$C/.key-$1"; }
 
 [ "$(id -u)" = 0 ] || die "must run as root (debootstrap, device nodes in the images)"
-for t in qemu-system-x86_64 debootstrap cpio depmod modprobe zstd gzip strip xz file; do
+for t in qemu-system-x86_64 debootstrap cpio depmod modprobe zstd gzip strip xz file gcc; do
   command -v $t >/dev/null || die "missing $t; install: apt-get install -y --no-install-recommends qemu-system-x86 debootstrap busybox-static cpio kmod zstd gzip binutils xz-utils file"
 done
 [ -x /bin/busybox ] || die "missing /bin/busybox (apt-get install busybox-static)"
@@ -125,6 +125,21 @@ if stage guest "$K_GUEST"; then
   done_stage guest "$K_GUEST"
 fi
 
+# ---------------------------------------------------------------- xmem-xc (libxenctrl helper for dom0)
+# Compiled here against Debian's libxen-dev headers and the rootfs's own libxenctrl 4.17.
+K_XC="$XENVER|$K_ROOTFS|$(hash_of "$ROOT/dom0/native/xmem-xc.c")"
+if stage xc "$K_XC"; then
+  log "building xmem-xc against libxenctrl $XENVER"
+  rm -rf "$C/xendev"; mkdir -p "$C/xendev/deb"
+  (cd "$C/xendev/deb" && apt-get download libxen-dev >/dev/null 2>&1) || die "apt-get download libxen-dev failed"
+  dpkg-deb -x "$C"/xendev/deb/libxen-dev_*.deb "$C/xendev/root"
+  RL=$C/rootfs/usr/lib/x86_64-linux-gnu
+  gcc -O2 -Wall -Werror -I "$C/xendev/root/usr/include" -o "$C/xmem-xc" "$ROOT/dom0/native/xmem-xc.c" \
+    -L"$RL" -l:libxenctrl.so.4.17 -Wl,-rpath-link,"$RL" || die "xmem-xc did not compile"
+  strip "$C/xmem-xc"
+  done_stage xc "$K_XC"
+fi
+
 # ---------------------------------------------------------------- the project (every run; cheap)
 log "compiling the project (tsc -> lab/cache/dist)"
 rm -rf "$C/dist"
@@ -135,6 +150,7 @@ rm -rf "$C/dist"
 # dom0's copy of the project: one tar read over 9p beats node opening hundreds of files there
 P=$C/app; rm -rf "$P"; mkdir -p "$P/xmem"
 cp -a "$C/dist/src" "$C/dist/dom0" "$P/xmem/"; [ -d "$C/dist/domU-agent" ] && cp -a "$C/dist/domU-agent" "$P/xmem/"
+mkdir -p "$P/xmem/dom0/native"; cp "$C/xmem-xc" "$P/xmem/dom0/native/xmem-xc"
 (cd "$ROOT" && node "$LAB/runtime-deps.mjs" "$P/xmem" dom0 src) > /dev/null
 tar -C "$P" -cf "$C/app.tar" xmem
 rm -rf "$P"

@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { realClock } from '../../src/clock.js';
 import { connectXenstore } from '../../src/xenstore/client.js';
 import { ConfigError, defaultConfig, loadConfig, type XmemConfig } from '../config.js';
-import { XlHost, execaXl } from '../host/xl-host.js';
+import { openXenHost } from '../host/open.js';
 import { createLogger } from '../log.js';
 import { Manager } from '../manager/manager.js';
 import { ReservationBook } from '../admission/book.js';
@@ -67,11 +67,8 @@ async function serve(config: XmemConfig): Promise<number> {
     log.fatal({ err: (err as Error).message }, 'cannot connect to xenstore');
     return 1;
   }
-  const host = new XlHost({ clock: realClock, run: execaXl(config.service.xlPath), infoEveryMs: config.service.xlInfoEveryMs });
-  try {
-    await host.facts();
-  } catch (err) {
-    log.fatal({ err: (err as Error).message }, 'cannot read the domain list with xl');
+  const host = await openXenHost(config.service, xs, log);
+  if (host === null) {
     await xs.close().catch(() => {});
     return 1;
   }
@@ -131,6 +128,7 @@ async function serve(config: XmemConfig): Promise<number> {
   await admission?.close().catch(() => {});
   await manager.stop();
   await stateServer?.close().catch(() => {});
+  host.close();
   await xs.close().catch(() => {});
   log.flush?.();
   return 0;

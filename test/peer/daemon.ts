@@ -57,6 +57,13 @@ function install(): { cache: string } | { error: string } {
   return installed;
 }
 
+/** The unpacked Debian tree (usr/include, usr/lib/x86_64-linux-gnu, ...); throws if unavailable. */
+export function peerRoot(): string {
+  const r = install();
+  if ('error' in r) throw new Error(`real xenstore peers unavailable: ${r.error}`);
+  return path.join(r.cache, 'root');
+}
+
 /** null when the real daemons can run here; otherwise why not. Never a reason when CI=true. */
 export function peerSkipReason(): string | null {
   if (process.platform !== 'linux' || process.arch !== 'x64') {
