@@ -1,5 +1,5 @@
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { existsSync, realpathSync } from 'node:fs';
+import path from 'node:path';
 import { realClock } from '../../src/clock.js';
 import type { XenstoreClient } from '../../src/xenstore/types.js';
 import type { ServiceConfig } from '../config.js';
@@ -9,8 +9,17 @@ import { XcChannel } from './xc-channel.js';
 import { XcHost } from './xc-host.js';
 import { XlHost, execaXl } from './xl-host.js';
 
-/** Where `npm run build:xc` puts the helper, beside the compiled service (dist/dom0/native/). */
-export const DEFAULT_XC_HELPER = fileURLToPath(new URL('../native/xmem-xc', import.meta.url));
+/** `native/xmem-xc` beside the xmem entry point that runs (dist/dom0/cli.js, through a
+ *  /usr/bin/xmem symlink too): where `npm run build:xc` puts it. */
+export function defaultXcHelper(entry = process.argv[1]): string {
+  let dir = process.cwd();
+  try {
+    if (entry) dir = path.dirname(realpathSync(entry));
+  } catch {
+    // an entry that vanished: relative to the working directory, which will not exist either
+  }
+  return path.join(dir, 'native', 'xmem-xc');
+}
 
 /**
  * Picks the real-Xen adapter (service.xenControl) and proves it with one read of the host:
@@ -18,7 +27,7 @@ export const DEFAULT_XC_HELPER = fileURLToPath(new URL('../native/xmem-xc', impo
  * Null (after a fatal log line) when Xen cannot be read at all.
  */
 export async function openXenHost(svc: ServiceConfig, xs: XenstoreClient, log: Logger): Promise<(XenHost & { close(): void }) | null> {
-  const helperPath = svc.xcHelperPath ?? DEFAULT_XC_HELPER;
+  const helperPath = svc.xcHelperPath ?? defaultXcHelper();
   if (svc.xenControl !== 'xl' && (svc.xenControl === 'xc' || existsSync(helperPath))) {
     const channel = new XcChannel({ helperPath });
     const host = Object.assign(new XcHost({ channel, readName: (domid) => readName(xs, domid) }), { close: () => channel.close() });

@@ -115,7 +115,8 @@ export class XcChannel {
     child.stderr.on('data', (chunk: string) => (this.stderrTail = (this.stderrTail + chunk).slice(-400)));
     child.stdin.on('error', () => {}); // EPIPE: the exit handler reports it
     child.on('error', (err) => this.kill(child, new XcError(`cannot run ${this.opts.helperPath}: ${err.message}`, (err as NodeJS.ErrnoException).code ?? 'EIO')));
-    child.on('exit', (code, signal) => {
+    // 'close', not 'exit': only then has the helper's last stderr line been read.
+    child.on('close', (code, signal) => {
       const why = this.stderrTail.trim().split('\n').pop() ?? '';
       this.kill(child, new XcError(`xmem-xc exited (${signal ?? `code ${code}`})${why ? `: ${why}` : ''}`, 'ECONNRESET'));
     });
