@@ -5,7 +5,7 @@
 HOST=/mnt/host                      # the repository, read-only over 9p
 CACHE=$HOST/lab/cache
 OUT=/mnt/out                        # lab/out on the host, writable over 9p (may be absent)
-XMEM="node /opt/xmem/dom0/cli.js"     # main.sh unpacks lab/cache/app.tar into /opt
+XMEM="node /opt/xmem/bundle/dom0/cli.js"   # main.sh unpacks lab/cache/app.tar into /opt (lab/build.sh)
 GUEST_IMG=/tmp/guest.img            # main.sh copies it out of the 9p share once
 SCEN=${SCEN:-lab}
 NFAIL=0
@@ -120,7 +120,7 @@ need_agents() {
   return 1
 }
 # status_json: the service's state (as xmem status --json, but waiting up to 30 s) into /tmp/status.json
-status_json() { node /tmp/xen/state.mjs 30000 > /tmp/status.json 2>/tmp/status.err; }
+status_json() { node /opt/xmem/bundle/test/xen/state.js 30000 > /tmp/status.json 2>/tmp/status.err; }
 # vm_field NAME EXPR: a JS expression over `v` (the VM's entry in the state) from /tmp/status.json
 vm_field() { node -e 'const s=JSON.parse(require("fs").readFileSync("/tmp/status.json","utf8"));const v=s.vms.find(x=>x.name===process.argv[1]);console.log(v?eval(process.argv[2]):"")' "$1" "$2"; }
 # avail_mib NAME: MemAvailable from the guest's last agent report, MiB
