@@ -3,6 +3,7 @@
 # each guest's allocation move. Also measures the raw balloon rates down and up.
 lab_pair || exit 1
 xl list | sed 's/^/    /'
+declare -A ceiling; for g in g1 g2; do ceiling[$g]=$(xsr "$(dp $g)/memory/static-max"); done
 move() { # move NAME MIB: one step, asserted on xl list; prints the rate
   local name=$1 want=$2 d before; d=$(dp "$name"); before=$(mem "$name")
   [ "$want" -gt "$before" ] && xl mem-max "$name" $((want + 1))m
@@ -24,3 +25,7 @@ move g2 512
 move g1 384
 move g2 384
 xl list | sed 's/^/    /'
+# xl mem-max rewrote memory/static-max (Xen 4.17): put the creation ceilings back, or every
+# later scenario would see a guest capped at the last raw step
+for g in g1 g2; do [ -n "${ceiling[$g]}" ] && xl mem-max $g $(( ${ceiling[$g]} / 1024 ))m; done
+info "ceilings restored: g1 $(xsr "$(dp g1)/memory/static-max") KiB, g2 $(xsr "$(dp g2)/memory/static-max") KiB (static-max)"

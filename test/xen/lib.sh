@@ -132,3 +132,9 @@ steady() {
   local g a b; a=$(for g in "$@"; do target_mib "$g"; done); sleep 3; b=$(for g in "$@"; do target_mib "$g"; done)
   [ "$a" = "$b" ]
 }
+# settled NAME...: steady, and every guest's allocation has reached its target (a moderated
+# shrink moves a target in steps, and the balloon follows each one)
+settled() {
+  local g; for g in "$@"; do mem_near "$g" "$(target_mib "$g")" 8 || return 1; done
+  steady "$@"
+}

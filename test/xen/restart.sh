@@ -4,7 +4,7 @@
 lab_pair || exit 1
 need_agents g1 g2 || exit 1
 manager_start '{"surplus": "free", "service": {"sweepIntervalMs": 2000}}' || exit 1
-wait_until 60 steady g1 g2 || info "targets still moving after 60 s"
+wait_until 120 settled g1 g2 || info "not settled after 120 s: $(snapshot_line)"
 before="$(target_mib g1) $(target_mib g2)"; mem_before="$(mem g1) $(mem g2)"
 info "before stop: $(snapshot_line)"
 manager_stop
