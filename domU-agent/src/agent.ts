@@ -3,12 +3,14 @@ import type { Clock } from '../../src/clock.js';
 import type { GuestReport } from '../../src/schemas/report.js';
 import { encodeGuestReport, REPORT_KEY, REPORT_MAX_BYTES } from '../../src/schemas/report-wire.js';
 import type { XenstoreClient } from '../../src/xenstore/types.js';
+import { Helper, type HelperSpec, type HelperTiming } from './helper.js';
 import { StateLog, type LogLine } from './log.js';
 import { errnoOf } from './procfile.js';
 import { QubesKey } from './publish.js';
 import { buildReport, memView, psiView } from './report.js';
 import { Planner, type MemView, type PsiView, type Reason, type ScheduleConfig } from './schedule.js';
 import type { Sources } from './sources.js';
+import { encodeWatch } from './watch.js';
 
 export interface AgentConfig extends ScheduleConfig {
   /** Also write Qubes' memory/meminfo where it exists and is writable. */
@@ -34,6 +36,10 @@ export interface AgentDeps {
   connect: () => Promise<AgentXenstore>;
   log: LogLine;
   config: AgentConfig;
+  /** The native PSI-trigger helper, or null to poll (domU-agent/native/psi-trigger.c). */
+  helper?: HelperSpec | null;
+  /** Respawn backoff of the helper (tests shorten it). */
+  helperTiming?: HelperTiming;
 }
 
 export interface Published {
@@ -49,7 +55,9 @@ const DAEMON_ERRNOS = new Set(['EACCES', 'ENOSPC', 'EAGAIN', 'EINVAL', 'ENOENT',
  * The agent's imperative shell: one timer on the injected clock, reads the sources the Planner
  * asks for, publishes the report when it says so, and survives every failure with backoff and
  * one log line per change of state. Emits 'published' (Published) after each report that
- * reached xenstore.
+ * reached xenstore. With the native helper running, its events (a PSI trigger fired, meminfo
+ * left the watched ranges) replace the stall poll and the meminfo sampling; without it, or when
+ * it dies, the loop polls as before.
  */
 export class Agent extends EventEmitter {
   private readonly planner: Planner;
@@ -63,25 +71,76 @@ export class Agent extends EventEmitter {
   private ticking = false;
   private seq = 0;
   private failures = 0;
+  private readonly helper: Helper | null;
+  /** The watch command the helper holds (null: none; it drops its watch when it fires). */
+  private sentWatch: string | null = null;
 
   constructor(private readonly deps: AgentDeps) {
     super();
     this.planner = new Planner(deps.config);
     this.states = new StateLog(deps.log);
     this.qubes = deps.config.qubes ? new QubesKey(this.states, deps.config.thresholdKib) : null;
+    const spec = deps.helper ?? null;
+    const { psiIntervalMs, intervalMs } = deps.config;
+    const fallback = `${psiIntervalMs ? `polling PSI every ${psiIntervalMs} ms` : 'no stall fast path'} and meminfo every ${intervalMs} ms`;
+    this.helper = spec
+      ? new Helper(spec, deps.clock, this.states, {
+          ready: () => {
+            this.sentWatch = null;
+            this.planner.useEvents({ psi: true, mem: spec.watchesMeminfo });
+            this.wake();
+          },
+          stall: () => {
+            this.planner.stallEvent();
+            this.wake();
+          },
+          mem: () => {
+            this.sentWatch = null;
+            this.planner.memEvent();
+            this.wake();
+          },
+          down: () => {
+            this.sentWatch = null;
+            this.planner.useEvents({ psi: false, mem: false });
+            this.wake();
+          },
+        }, fallback, deps.helperTiming)
+      : null;
   }
 
   start(): void {
+    this.helper?.start();
     this.arm(this.deps.clock.now());
   }
 
-  /** Stops the timer, waits for a tick in flight, closes the connection and the files. */
+  /** Stops the timer and the helper, waits for a tick in flight, closes the connection and the files. */
   async stop(): Promise<void> {
     this.stopped = true;
     this.cancelTimer?.();
+    await this.helper?.stop();
     await this.running;
     await this.dropClient();
     this.deps.sources.close();
+  }
+
+  /** For tests and logs: the helper's pid while it runs, and whether it is armed. */
+  get helperState(): { pid: number | undefined; ready: boolean } | null {
+    return this.helper ? { pid: this.helper.pid, ready: this.helper.ready } : null;
+  }
+
+  /** An event: tick now (a tick in flight re-arms from the planner when it ends). */
+  private wake(): void {
+    if (this.stopped || this.ticking) return;
+    this.tick();
+  }
+
+  /** Gives the helper the meminfo ranges for the current state, when they changed. */
+  private syncWatch(): void {
+    if (!this.helper?.ready) return;
+    const line = encodeWatch(this.planner.watchForms());
+    if (line === this.sentWatch) return;
+    this.sentWatch = line;
+    this.helper.send(line);
   }
 
   /** Resolves when no tick is in flight (tests on a fake clock wait for this between steps). */
@@ -140,6 +199,7 @@ export class Agent extends EventEmitter {
       this.states.set('tick', 'crash', `unexpected error, continuing: ${errnoOf(err)}`);
     }
     if (reason === null) {
+      this.syncWatch();
       this.arm(this.planner.nextWake(clock.now()));
       return;
     }
@@ -149,6 +209,7 @@ export class Agent extends EventEmitter {
       .finally(() => {
         this.ticking = false;
         this.running = null;
+        this.syncWatch();
         this.arm(this.planner.nextWake(clock.now()));
       });
   }

@@ -9,6 +9,8 @@ export interface CliOptions {
   sysRoot: string;
   /** Socket or xenbus device; undefined = the client's default (XENSTORED_PATH, socket, /dev/xen/xenbus). */
   xenstore: string | undefined;
+  /** The native PSI-trigger helper: a path, null for off, undefined for the default (beside the agent). */
+  psiTrigger: string | null | undefined;
   config: AgentConfig;
 }
 
@@ -19,8 +21,12 @@ Publishes this guest's meminfo, memory pressure (PSI) and balloon size to xensto
 
   --once                 print the report it would send (JSON) and exit
   --interval <dur>       meminfo sampling period (default 1s; bare number = ms)
-  --psi-interval <dur>   stall poll period, the fast path (default 150ms; 0 = off:
-                         then it wakes only for meminfo, computed PSI decay, heartbeat)
+  --psi-trigger <path>   native helper that waits for PSI trigger events and watches
+                         meminfo, so the agent need not poll (default: xmem-psi-trigger
+                         beside this file, if there); "off" = always poll
+  --psi-interval <dur>   stall poll period, the fast path without the helper (default
+                         150ms; 0 = off: then it wakes only for meminfo, computed PSI
+                         decay, heartbeat)
   --threshold <KiB>      change worth a report, meminfo-writer's (default 30000;
                          halved for growth above ~77% utilisation)
   --max-rate <n>         at most n writes per second (default 10)
@@ -62,6 +68,13 @@ function inRange(flag: string, ms: number, min: number, max: number): number {
   return ms;
 }
 
+function parseTrigger(text: string | undefined): string | null | undefined {
+  if (text === undefined) return undefined;
+  if (text === 'off') return null;
+  if (text.trim() === '') throw new UsageError('--psi-trigger: expected a path or "off"');
+  return text;
+}
+
 export function parseOptions(argv: string[]): CliOptions {
   let values;
   try {
@@ -74,6 +87,7 @@ export function parseOptions(argv: string[]): CliOptions {
         once: { type: 'boolean' },
         interval: { type: 'string' },
         'psi-interval': { type: 'string' },
+        'psi-trigger': { type: 'string' },
         threshold: { type: 'string' },
         'max-rate': { type: 'string' },
         'stall-us': { type: 'string' },
@@ -100,6 +114,7 @@ export function parseOptions(argv: string[]): CliOptions {
     heartbeatMs: v.heartbeat === undefined ? d.heartbeatMs : inRange('--heartbeat', parseDuration('--heartbeat', v.heartbeat, 's'), 1000, 86_400_000),
     stallUs: v['stall-us'] === undefined ? d.stallUs : parseNumber('--stall-us', v['stall-us'], 1, 1e9),
     psiCalm: v['psi-calm'] === undefined ? d.psiCalm : parseNumber('--psi-calm', v['psi-calm'], 0.01, 100),
+    safetyMs: d.safetyMs,
     qubes: !v['no-qubes'],
     backoffMinMs: 200,
     backoffMaxMs: 30_000,
@@ -111,6 +126,7 @@ export function parseOptions(argv: string[]): CliOptions {
     procRoot: v['proc-root'] ?? '/proc',
     sysRoot: v['sys-root'] ?? '/sys',
     xenstore: v.xenstore,
+    psiTrigger: parseTrigger(v['psi-trigger']),
     config,
   };
 }

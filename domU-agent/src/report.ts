@@ -57,6 +57,7 @@ export function memView(s: MemSample): MemView {
   const m = s.meminfo;
   return {
     totalKib: s.balloon?.currentKib ?? m.memTotal,
+    totalIsBalloon: s.balloon !== null,
     usedKib: qubesUsed(s),
     availKib: m.memAvailable,
     commitKib: m.committedAS,

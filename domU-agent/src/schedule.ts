@@ -1,4 +1,5 @@
 import { decayReportAt, decayedPastLevel, msUntilBelow, nextLevelDown } from './decay.js';
+import { quietForms, type Form } from './watch.js';
 
 /**
  * When to read what, and when a report is worth a xenstore write. Pure: time comes in as
@@ -22,6 +23,11 @@ export interface ScheduleConfig {
   stallUs: number;
   /** avg10/avg60 below this (percent) is calm: no further decay reports. */
   psiCalm: number;
+  /**
+   * With the native helper's events (PSI trigger, meminfo watch), each source is still read at
+   * least this often: a slow safety net instead of the polls.
+   */
+  safetyMs: number;
 }
 
 export const DEFAULT_SCHEDULE: ScheduleConfig = {
@@ -33,6 +39,7 @@ export const DEFAULT_SCHEDULE: ScheduleConfig = {
   heartbeatMs: 60_000,
   stallUs: 1,
   psiCalm: 0.1,
+  safetyMs: 30_000,
 };
 
 /** The memory numbers thresholds are applied to (KiB). */
@@ -44,6 +51,8 @@ export interface MemView {
   availKib: number;
   commitKib: number;
   swapUsedKib: number;
+  /** totalKib is the balloon's current size (not MemTotal): which raw column a watcher follows. */
+  totalIsBalloon?: boolean;
 }
 
 /** Memory PSI `some` line: what stall detection and decay follow. */
@@ -94,12 +103,29 @@ export interface Due {
   mem: boolean;
 }
 
+/**
+ * What the native helper tells the loop (domU-agent/native/psi-trigger.c): `psi`, a PSI trigger
+ * is armed (a stall wakes the loop, no stall poll needed); `mem`, it watches meminfo against
+ * watchForms() (a possible memory change wakes the loop, no meminfo sampling needed).
+ */
+export interface Events {
+  psi: boolean;
+  mem: boolean;
+}
+
 export class Planner {
   private last: Published | null = null;
   private lastStallAt = -Infinity;
   private decayAt: number | null = null;
-  private nextPsiAt = 0;
-  private nextMemAt = 0;
+  private psiReadAt = -Infinity;
+  private memReadAt = -Infinity;
+  /** An event asked for a read at the next wake. */
+  private psiKick = false;
+  private memKick = false;
+  private events: Events = { psi: false, mem: false };
+  /** The last meminfo seen (published or not): where the watch ranges must hold. */
+  private seen: MemView | null = null;
+  private forms: { last: Published | null; seen: MemView | null; forms: Form[] | null } | null = null;
   /** A report wanted but held back by the rate limit or a failure backoff. */
   private pending: { at: number; reason: Reason } | null = null;
   private psiAvailable = true;
@@ -109,11 +135,57 @@ export class Planner {
   /** Which sources to read now. */
   due(now: number): Due {
     const t = now + TIMER_SLACK_MS;
-    const psiWanted = t >= this.nextPsiAt || (this.decayAt !== null && t >= this.decayAt);
+    const psiWanted = t >= this.nextPsiAt() || (this.decayAt !== null && t >= this.decayAt);
     return {
-      psi: this.psiAvailable && (this.cfg.psiIntervalMs > 0 || this.decayAt !== null) && psiWanted,
-      mem: t >= this.nextMemAt,
+      psi: this.psiAvailable && psiWanted,
+      mem: t >= this.nextMemAt(),
     };
+  }
+
+  /**
+   * The helper's state changed. Either way both sources are read at the next wake: after a
+   * loss, whatever the helper would have reported is caught at once; at arming, a stall just
+   * before it is not missed.
+   */
+  useEvents(events: Events): void {
+    if (events.psi === this.events.psi && events.mem === this.events.mem) return;
+    this.events = { ...events };
+    this.psiKick = true;
+    this.memKick = true;
+  }
+
+  /** The PSI trigger fired: read PSI at the next wake (which the caller makes now). */
+  stallEvent(): void {
+    this.psiKick = true;
+  }
+
+  /** The meminfo watch fired: read meminfo at the next wake. */
+  memEvent(): void {
+    this.memKick = true;
+  }
+
+  /**
+   * Ranges for the helper's meminfo watch: while every form holds, no memory report is due (see
+   * watch.ts). null when not watching, or when the last sample needs the loop's own sampling.
+   */
+  watchForms(): Form[] | null {
+    if (!this.events.mem || !this.last || !this.seen) return null;
+    const c = this.forms;
+    if (c && c.last === this.last && c.seen === this.seen) return c.forms;
+    const forms = quietForms(this.last.mem, this.seen, this.cfg.thresholdKib);
+    this.forms = { last: this.last, seen: this.seen, forms };
+    return forms;
+  }
+
+  private nextPsiAt(): number {
+    if (this.psiKick) return -Infinity;
+    const period = this.events.psi ? this.cfg.safetyMs : this.cfg.psiIntervalMs;
+    return period > 0 ? this.psiReadAt + period : Infinity;
+  }
+
+  private nextMemAt(): number {
+    if (this.memKick) return -Infinity;
+    return this.memReadAt + (this.watchForms() ? this.cfg.safetyMs : this.cfg.intervalMs);
   }
 
   /**
@@ -122,9 +194,16 @@ export class Planner {
    */
   observe(now: number, obs: { psi?: PsiView | null; mem?: MemView }, read: Due): Reason | null {
     // Reads that failed still count as done: the next attempt waits for the next period.
-    if (read.psi) this.nextPsiAt = now + (this.cfg.psiIntervalMs > 0 ? this.cfg.psiIntervalMs : Infinity);
+    if (read.psi) {
+      this.psiReadAt = now;
+      this.psiKick = false;
+    }
     if (obs.psi === null) this.psiAvailable = false;
-    if (read.mem) this.nextMemAt = now + this.cfg.intervalMs;
+    if (read.mem) {
+      this.memReadAt = now;
+      this.memKick = false;
+    }
+    if (obs.mem) this.seen = obs.mem;
 
     const t = now + TIMER_SLACK_MS;
     if (this.pending && t < this.pending.at) {
@@ -169,6 +248,11 @@ export class Planner {
   /** Records a report that reached xenstore. */
   published(now: number, reason: Reason, mem: MemView, psi: PsiView | null): void {
     this.last = { at: now, mem, psi };
+    this.seen = mem;
+    // A report read everything: with events, the safety net restarts from here (so in a quiet
+    // guest it wakes the loop once between two heartbeats, not at its own phase as well).
+    if (this.events.psi) this.psiReadAt = now;
+    if (this.events.mem) this.memReadAt = now;
     if (reason === 'stall') this.lastStallAt = now;
     this.pending = null;
     this.decayAt = psi ? decayReportAt(now, psi, this.cfg.psiCalm) : null;
@@ -186,8 +270,8 @@ export class Planner {
 
   /** Absolute time of the next wake-up. */
   nextWake(now: number): number {
-    let t = this.nextMemAt;
-    if (this.psiAvailable && this.cfg.psiIntervalMs > 0) t = Math.min(t, this.nextPsiAt);
+    let t = this.nextMemAt();
+    if (this.psiAvailable) t = Math.min(t, this.nextPsiAt());
     if (this.pending) t = Math.min(t, this.pending.at);
     if (this.decayAt !== null) t = Math.min(t, this.decayAt);
     if (this.last) t = Math.min(t, this.last.at + this.cfg.heartbeatMs);

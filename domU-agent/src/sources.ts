@@ -37,6 +37,10 @@ const NO_PSI = new Set(['ENOENT', 'EOPNOTSUPP', 'ENOTSUP', 'EINVAL']);
 
 const fail = <T>(error: string): ParseResult<T> => ({ ok: false, error });
 
+/** The balloon driver's files, under the sys root. */
+export const BALLOON_DIR = 'devices/system/xen_memory/xen_memory0';
+export const BALLOON_CURRENT = `${BALLOON_DIR}/info/current_kb`;
+
 /** Reads the guest's /proc and /sys (roots configurable, so tests can feed captured trees). */
 export class ProcSources implements Sources {
   private readonly meminfo: ProcFile;
@@ -51,7 +55,7 @@ export class ProcSources implements Sources {
     this.psi = new ProcFile(path.join(procRoot, 'pressure/memory'), 1024);
     this.vmstat = new ProcFile(path.join(procRoot, 'vmstat'), 128 * 1024);
     this.uptime = new ProcFile(path.join(procRoot, 'uptime'), 128);
-    const xm = path.join(sysRoot, 'devices/system/xen_memory/xen_memory0');
+    const xm = path.join(sysRoot, BALLOON_DIR);
     this.balloonCurrent = new ProcFile(path.join(xm, 'info/current_kb'), 32);
     this.balloonTarget = new ProcFile(path.join(xm, 'target_kb'), 32);
   }

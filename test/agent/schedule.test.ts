@@ -225,4 +225,97 @@ describe('Planner', () => {
     expect(r.p.observe(150, {}, { psi: false, mem: false })).toBe('retry');
     expect(r.p.observe(151, {}, { psi: false, mem: false })).toBeNull();
   });
+
+  describe('with the native helper\'s events (PSI trigger, meminfo watch)', () => {
+    /** Like run(), but recording each wake and which sources it read. */
+    function trace(r: ReturnType<typeof rig>, from: number, until: number) {
+      const wakes: { at: number; psi: boolean; mem: boolean }[] = [];
+      let t = from;
+      while (t <= until) {
+        wakes.push({ at: t, ...r.p.due(t) });
+        const next = r.wake(t);
+        t = next > t ? next : t + 1;
+      }
+      return wakes;
+    }
+
+    it('wakes only for the safety net and the heartbeat while nothing happens', () => {
+      const r = rig();
+      r.run(0, 10);
+      r.p.useEvents({ psi: true, mem: true });
+      const wakes = trace(r, 11, 125_000);
+      // One read of both when the helper came up, the 30 s safety net, the heartbeat (which
+      // reads everything and restarts the safety net): no 100 ms stall poll, no 1 s sample.
+      expect(wakes.map((x) => x.at)).toEqual([11, 30_011, 60_000, 90_000, 120_000]);
+      expect(wakes.filter((x) => x.psi && x.mem).map((x) => x.at)).toEqual([11, 30_011, 90_000, 120_000]);
+      expect(r.writes.map((w) => `${w.at}:${w.reason}`)).toEqual(['0:first', '60000:heartbeat', '120000:heartbeat']);
+      expect(r.p.watchForms()).not.toBeNull();
+    });
+
+    it('a stall event reads PSI at once and reports the stall; the stall gap still holds', () => {
+      const r = rig();
+      r.run(0, 10);
+      r.p.useEvents({ psi: true, mem: true });
+      r.run(11, 5000);
+      r.psi = psi({ total: 5000, avg10: 0.5 });
+      expect(r.p.due(5000).psi).toBe(false); // no poll would see it
+      r.p.stallEvent();
+      expect(r.p.due(5000)).toEqual({ psi: true, mem: false });
+      r.wake(5000);
+      expect(r.writes.at(-1)).toEqual({ at: 5000, reason: 'stall' });
+      r.psi = psi({ total: 9000, avg10: 0.9 });
+      r.p.stallEvent();
+      const next = r.wake(5500);
+      expect(next).toBe(6000); // held by the 1 s stall gap, then sent without another event
+      r.wake(6000);
+      expect(r.writes.at(-1)).toEqual({ at: 6000, reason: 'stall' });
+    });
+
+    it('a meminfo event reads meminfo at once; a real change is reported, noise is not', () => {
+      const r = rig();
+      r.run(0, 10);
+      r.p.useEvents({ psi: true, mem: true });
+      r.run(11, 3000);
+      r.mem = mem({ usedKib: GiB + 20_000 }); // the helper may fire on its way (it is conservative)
+      r.p.memEvent();
+      expect(r.p.due(3000)).toEqual({ psi: false, mem: true });
+      r.wake(3000);
+      expect(r.writes).toHaveLength(1);
+      expect(r.p.watchForms()).not.toBeNull(); // new ranges around the new sample
+      r.mem = mem({ usedKib: GiB + 40_000 });
+      r.p.memEvent();
+      r.wake(4000);
+      expect(r.writes.at(-1)).toEqual({ at: 4000, reason: 'memory' });
+    });
+
+    it('samples meminfo itself when no ranges fit (before the first report, or while one is held back)', () => {
+      const r = rig();
+      r.p.useEvents({ psi: true, mem: true });
+      expect(r.p.watchForms()).toBeNull(); // nothing published yet
+      r.run(0, 10);
+      expect(r.p.watchForms()).not.toBeNull();
+      // The watch fires, a report is due, but the write fails: backoff.
+      const grown = mem({ usedKib: GiB + 50_000 });
+      r.mem = grown;
+      r.p.memEvent();
+      const due = r.p.due(200);
+      expect(r.p.observe(200, { mem: grown }, due)).toBe('memory');
+      r.p.failed(200, 5000);
+      expect(r.p.watchForms()).toBeNull();
+      const reads = trace(r, 201, 3300).filter((x) => x.mem);
+      expect(reads.map((x) => x.at)).toEqual([1200, 2200, 3200]);
+    });
+
+    it('losing the helper reads both at once, then polls as before', () => {
+      const r = rig();
+      r.run(0, 10);
+      r.p.useEvents({ psi: true, mem: true });
+      r.run(11, 20_000);
+      r.p.useEvents({ psi: false, mem: false });
+      expect(r.p.due(20_001)).toEqual({ psi: true, mem: true });
+      r.wake(20_001);
+      expect(r.p.nextWake(20_001)).toBe(20_101); // the 100 ms stall poll again
+      expect(r.p.watchForms()).toBeNull();
+    });
+  });
 });
