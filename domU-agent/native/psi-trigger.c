@@ -238,6 +238,7 @@ int main(int argc, char **argv)
 	unsigned long stall_us = 1, window_us = 500000, interval_ms = 1000;
 	int opt;
 
+	opterr = 0; /* one line of our own, not getopt's */
 	while ((opt = getopt(argc, argv, "p:s:w:m:b:i:")) != -1) {
 		switch (opt) {
 		case 'p': psi_path = optarg; break;

@@ -1,23 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { memView } from '../../domU-agent/src/report.js';
-import { memoryChanged, type MemView } from '../../domU-agent/src/schedule.js';
+import { memoryChanged } from '../../domU-agent/src/schedule.js';
 import { COLUMNS, encodeWatch, evalForm, inForms, quietForms, type Raw } from '../../domU-agent/src/watch.js';
-import type { MemSample } from '../../domU-agent/src/sources.js';
-
-/** A sample with these raw values (COLUMNS order), through the agent's own derivation. */
-export function sampleOf(raw: Raw): MemSample {
-  const [memTotal, memFree, buffers, cached, swapTotal, swapFree, memAvailable, committedAS, bcur] = raw as number[];
-  return {
-    meminfo: {
-      memTotal: memTotal!, memFree: memFree!, buffers: buffers!, cached: cached!, swapTotal: swapTotal!, swapFree: swapFree!,
-      memAvailable: memAvailable!, committedAS: committedAS!, memAvailableEstimated: false,
-      activeFile: 0, inactiveFile: 0, shmem: 0, sReclaimable: 0, sUnreclaim: 0, anonPages: 0, mlocked: 0,
-    },
-    balloon: bcur! > 0 ? { currentKib: bcur!, targetKib: bcur! } : null,
-  };
-}
-const view = (raw: Raw): MemView => memView(sampleOf(raw));
+import { viewOf as view } from './raw.js';
 
 /** A plausible guest: 256 MiB – 64 GiB, any fill level, with or without swap and a balloon. */
 const guest = fc
