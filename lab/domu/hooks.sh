@@ -25,7 +25,9 @@ agent() {
 
 hog() {
   rate=${1#*@}; [ "$rate" = "$1" ] && rate=0; set -- "${1%@*}"
-  mountpoint -q /hog || { mkdir -p /hog; mount -t tmpfs -o size=8g hog /hog; }
+  # (Debian's busybox has no mountpoint applet: without this check every call mounted a fresh
+  # tmpfs over the last one, hiding, never freeing, what was pinned)
+  grep -q " /hog tmpfs " /proc/mounts || { mkdir -p /hog; mount -t tmpfs -o size=8g hog /hog; }
   have=$(( $(stat -c %s /hog/f 2>/dev/null || echo 0) / 1048576 ))
   cur0=$(cat $XM/info/current_kb); t0=$(ms)
   say hog "start want=$1 have=$have cur0=$cur0 t0=$t0"
