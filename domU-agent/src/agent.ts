@@ -91,7 +91,7 @@ export class Agent extends EventEmitter {
             this.wake();
           },
           stall: () => {
-            this.planner.stallEvent();
+            this.planner.stallEvent(this.deps.clock.now());
             this.wake();
           },
           mem: () => {

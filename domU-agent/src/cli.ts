@@ -19,8 +19,6 @@ import { BALLOON_CURRENT, ProcSources } from './sources.js';
 
 /** The helper's file name, installed beside the agent (npm run build:agent puts it in dist/). */
 export const HELPER_NAME = 'xmem-psi-trigger';
-/** PSI trigger window: the kernel's smallest before Linux 6.4, events at most once per window. */
-export const TRIGGER_WINDOW_US = 500_000;
 
 /**
  * The helper's command line: a trigger on the PSI file with the stall threshold as its own,
@@ -37,10 +35,12 @@ export function helperSpec(opts: CliOptions, agentFile: string): { spec: HelperS
     }
   }
   const { config } = opts;
+  // The window: 500 ms, the kernel's smallest before Linux 6.4; one event per window at most.
+  const windowUs = config.triggerWindowMs * 1000;
   const args = [
     '-p', path.join(opts.procRoot, 'pressure/memory'),
-    '-s', String(Math.min(config.stallUs, TRIGGER_WINDOW_US)),
-    '-w', String(TRIGGER_WINDOW_US),
+    '-s', String(Math.min(config.stallUs, windowUs)),
+    '-w', String(windowUs),
     '-m', path.join(opts.procRoot, 'meminfo'),
     '-i', String(config.intervalMs),
     '-b', path.join(opts.sysRoot, BALLOON_CURRENT),

@@ -115,6 +115,7 @@ export function parseOptions(argv: string[]): CliOptions {
     stallUs: v['stall-us'] === undefined ? d.stallUs : parseNumber('--stall-us', v['stall-us'], 1, 1e9),
     psiCalm: v['psi-calm'] === undefined ? d.psiCalm : parseNumber('--psi-calm', v['psi-calm'], 0.01, 100),
     safetyMs: d.safetyMs,
+    triggerWindowMs: d.triggerWindowMs,
     qubes: !v['no-qubes'],
     backoffMinMs: 200,
     backoffMaxMs: 30_000,

@@ -28,6 +28,12 @@ export interface ScheduleConfig {
    * least this often: a slow safety net instead of the polls.
    */
   safetyMs: number;
+  /**
+   * The PSI trigger's window. The kernel signals at most once per window, and its first event
+   * can come before the printed total has moved, so after each event PSI is polled again (at
+   * psiIntervalMs) until one window has passed: polling only while stalls are happening.
+   */
+  triggerWindowMs: number;
 }
 
 export const DEFAULT_SCHEDULE: ScheduleConfig = {
@@ -40,6 +46,7 @@ export const DEFAULT_SCHEDULE: ScheduleConfig = {
   stallUs: 1,
   psiCalm: 0.1,
   safetyMs: 30_000,
+  triggerWindowMs: 500,
 };
 
 /** The memory numbers thresholds are applied to (KiB). */
@@ -122,6 +129,8 @@ export class Planner {
   /** An event asked for a read at the next wake. */
   private psiKick = false;
   private memKick = false;
+  /** After a trigger event, PSI is polled until this time. */
+  private followUntil = -Infinity;
   private events: Events = { psi: false, mem: false };
   /** The last meminfo seen (published or not): where the watch ranges must hold. */
   private seen: MemView | null = null;
@@ -154,9 +163,10 @@ export class Planner {
     this.memKick = true;
   }
 
-  /** The PSI trigger fired: read PSI at the next wake (which the caller makes now). */
-  stallEvent(): void {
+  /** The PSI trigger fired at `now`: read PSI at the next wake (which the caller makes now). */
+  stallEvent(now: number): void {
     this.psiKick = true;
+    this.followUntil = now + this.cfg.triggerWindowMs;
   }
 
   /** The meminfo watch fired: read meminfo at the next wake. */
@@ -179,8 +189,11 @@ export class Planner {
 
   private nextPsiAt(): number {
     if (this.psiKick) return -Infinity;
-    const period = this.events.psi ? this.cfg.safetyMs : this.cfg.psiIntervalMs;
-    return period > 0 ? this.psiReadAt + period : Infinity;
+    const poll = this.cfg.psiIntervalMs;
+    if (!this.events.psi) return poll > 0 ? this.psiReadAt + poll : Infinity;
+    // Following an event up: a poll that falls within the window after it.
+    if (poll > 0 && this.psiReadAt <= this.followUntil) return this.psiReadAt + poll;
+    return this.psiReadAt + this.cfg.safetyMs;
   }
 
   private nextMemAt(): number {

@@ -170,13 +170,16 @@ export class CgroupHog {
     return null;
   }
 
-  /** Starts thrashing; resolves with the time and total of the first stall growth, or null after 10 s. */
-  async go(): Promise<{ t0: number; total: number } | null> {
+  /**
+   * Starts thrashing; resolves with the total before (`base`), and the time and total of the
+   * first growth, or null after 10 s.
+   */
+  async go(): Promise<{ base: number; t0: number; total: number } | null> {
     const base = readStallTotal();
     this.child!.send('go');
     for (const deadline = performance.now() + 10_000; performance.now() < deadline; ) {
       const total = readStallTotal();
-      if (total > base) return { t0: performance.now(), total };
+      if (total > base) return { base, t0: performance.now(), total };
       await sleep(1);
     }
     return null;

@@ -3,8 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Agent, type AgentConfig, type AgentXenstore } from '../../domU-agent/src/agent.js';
+import type { HelperSpec, HelperTiming } from '../../domU-agent/src/helper.js';
 import { DEFAULT_SCHEDULE } from '../../domU-agent/src/schedule.js';
-import { ProcSources } from '../../domU-agent/src/sources.js';
+import { ProcSources, type Sources } from '../../domU-agent/src/sources.js';
 import type { Clock } from '../../src/clock.js';
 import { connectXenstore, type XenstoreConnection } from '../../src/xenstore/client.js';
 import type { PeerDaemon } from '../peer/daemon.js';
@@ -75,9 +76,34 @@ export function makeAgent(opts: {
   procRoot: string;
   sysRoot?: string;
   config?: Partial<AgentConfig>;
+  helper?: HelperSpec | null;
+  helperTiming?: HelperTiming;
+  /** Wraps the real sources (tests count reads). */
+  wrapSources?: (s: Sources) => Sources;
 }): AgentRig {
   const logs: string[] = [];
-  const sources = new ProcSources(opts.procRoot, opts.sysRoot ?? path.join(FIXTURES, 'sys/none'));
-  const agent = new Agent({ clock: opts.clock, sources, connect: opts.connect, log: (l) => logs.push(l), config: { ...TEST_CONFIG, ...opts.config } });
+  const proc = new ProcSources(opts.procRoot, opts.sysRoot ?? path.join(FIXTURES, 'sys/none'));
+  const sources = opts.wrapSources ? opts.wrapSources(proc) : proc;
+  const agent = new Agent({
+    clock: opts.clock,
+    sources,
+    connect: opts.connect,
+    log: (l) => logs.push(l),
+    config: { ...TEST_CONFIG, ...opts.config },
+    ...(opts.helper !== undefined ? { helper: opts.helper } : {}),
+    ...(opts.helperTiming ? { helperTiming: opts.helperTiming } : {}),
+  });
   return { agent, logs, stop: () => agent.stop() };
+}
+
+/** Counts the reads the loop makes, per source. */
+export function countingSources(inner: Sources): Sources & { counts: { psi: number; mem: number; full: number } } {
+  const counts = { psi: 0, mem: 0, full: 0 };
+  return {
+    counts,
+    readPsi: () => (counts.psi++, inner.readPsi()),
+    readMem: () => (counts.mem++, inner.readMem()),
+    readFull: () => (counts.full++, inner.readFull()),
+    close: () => inner.close(),
+  };
 }

@@ -259,16 +259,32 @@ describe('Planner', () => {
       r.run(11, 5000);
       r.psi = psi({ total: 5000, avg10: 0.5 });
       expect(r.p.due(5000).psi).toBe(false); // no poll would see it
-      r.p.stallEvent();
+      r.p.stallEvent(5000);
       expect(r.p.due(5000)).toEqual({ psi: true, mem: false });
       r.wake(5000);
       expect(r.writes.at(-1)).toEqual({ at: 5000, reason: 'stall' });
       r.psi = psi({ total: 9000, avg10: 0.9 });
-      r.p.stallEvent();
-      const next = r.wake(5500);
-      expect(next).toBe(6000); // held by the 1 s stall gap, then sent without another event
-      r.wake(6000);
-      expect(r.writes.at(-1)).toEqual({ at: 6000, reason: 'stall' });
+      r.p.stallEvent(5500);
+      r.run(5500, 6100);
+      expect(r.writes.slice(1)).toEqual([{ at: 5000, reason: 'stall' }, { at: 6000, reason: 'stall' }]); // held by the 1 s gap
+    });
+
+    it('after an event, polls PSI for one trigger window (the kernel\'s first event may precede the printed total), then stops', () => {
+      const r = rig({ triggerWindowMs: 500 });
+      r.run(0, 10);
+      r.p.useEvents({ psi: true, mem: true });
+      r.run(11, 5000);
+      r.p.stallEvent(5000); // the total has not moved yet
+      const reads: number[] = [];
+      let t = 5000;
+      while (t < 40_000) {
+        if (t > 5150) r.psi = psi({ total: 7000, avg10: 0.05 }); // it moves 150 ms later (averages calm: no decay reports)
+        if (r.p.due(t).psi) reads.push(t);
+        t = Math.max(t + 1, r.wake(t));
+      }
+      expect(r.writes.slice(1)).toEqual([{ at: 5200, reason: 'stall' }]);
+      // Every 100 ms through the window and once past it, then the 30 s safety net.
+      expect(reads).toEqual([5000, 5100, 5200, 5300, 5400, 5500, 5600, 35_600]);
     });
 
     it('a meminfo event reads meminfo at once; a real change is reported, noise is not', () => {
