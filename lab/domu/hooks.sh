@@ -5,6 +5,8 @@
 #                        resident), written at RATE MiB/s (default: as fast as dd goes);
 #                        growing it reports data/labr/grow_ms: time from the start of the
 #                        allocation until the balloon's current_kb grew by 8 MiB
+#   data/lab/anon = MiB[@RATE]  anonymous memory held by a node process (0 ends it); data/labr/anon
+#                        = "done <MiB> ms=<time>" once allocated (Qubes counts it as used, not tmpfs)
 #   data/lab/run = cmd   runs a shell command (120 s limit); data/labr/run = "<exit code> <output>"
 #   data/lab/agent = start|stop
 # `lab-hooks agent` runs the xmem agent in the foreground and restarts it if it exits.
@@ -54,6 +56,11 @@ say ready "$(ms)"
 xenstore-watch data/lab | while read -r path _; do
   case "$path" in
     */lab/hog) n=$(xenstore-read data/lab/hog); case "$n" in ''|*[!0-9@]*) ;; *) hog "$n" & ;; esac ;;
+    */lab/anon) n=$(xenstore-read data/lab/anon)
+               [ -s /run/anon.pid ] && kill "$(cat /run/anon.pid)" 2>/dev/null; rm -f /run/anon.pid
+               case "$n" in 0|0@*) say anon "done 0 freed" ;;
+                 [1-9]*) (echo 0 > /proc/self/oom_score_adj; exec node /opt/xmem/lab/anon-hog.mjs "${n%@*}" "$(echo "$n@0" | cut -d@ -f2)") &
+                         echo $! > /run/anon.pid ;; esac ;;
     */lab/run) c=$(xenstore-read data/lab/run)
                [ -n "$c" ] && { out=$(timeout 120 sh -c "$c" 2>&1); rc=$?; say run "$rc $(echo "$out" | tail -c 900)"; } ;;
     */lab/agent) case "$(xenstore-read data/lab/agent)" in

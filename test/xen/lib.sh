@@ -78,6 +78,9 @@ guest_run() {
 # guest_hog NAME MIB: asks the guest to pin MIB of tmpfs (0 frees it)
 guest_hog() { local d; d=$(dp "$1"); xenstore-rm "$d/data/labr/grow_ms" 2>/dev/null; xenstore-rm "$d/data/labr/hog" 2>/dev/null; xenstore-write "$d/data/lab/hog" "$2"; }
 hog_done() { xsr "$(dp "$1")/data/labr/hog" | grep -q '^done'; }
+# guest_anon NAME MIB[@RATE]: the same with anonymous memory (a node process; 0 ends it)
+guest_anon() { local d; d=$(dp "$1"); xenstore-rm "$d/data/labr/anon" 2>/dev/null; xenstore-write "$d/data/lab/anon" "$2"; }
+anon_done() { xsr "$(dp "$1")/data/labr/anon" | grep -q '^done'; }
 
 # the xmem service: manager_start [CONFIG_JSON] runs `xmem run` in the background
 manager_start() {
