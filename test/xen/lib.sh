@@ -135,9 +135,12 @@ steady() {
   local g a b; a=$(for g in "$@"; do target_mib "$g"; done); sleep 3; b=$(for g in "$@"; do target_mib "$g"; done)
   [ "$a" = "$b" ]
 }
-# settled NAME...: steady, and every guest's allocation has reached its target (a moderated
-# shrink moves a target in steps, and the balloon follows each one)
+# settled NAME...: every guest's allocation has reached its target, and no target moved more
+# than 8 MiB in 10 s (a moderated shrink moves a target in steps seconds apart, and the balloon
+# follows each one; probing's 1 % nudges are allowed)
 settled() {
-  local g; for g in "$@"; do mem_near "$g" "$(target_mib "$g")" 8 || return 1; done
-  steady "$@"
+  local g a=() i=0
+  for g in "$@"; do mem_near "$g" "$(target_mib "$g")" 8 || return 1; a+=("$(target_mib "$g")"); done
+  sleep 10
+  for g in "$@"; do near "$(target_mib "$g")" "${a[$i]}" 8 && mem_near "$g" "$(target_mib "$g")" 8 || return 1; i=$((i + 1)); done
 }
