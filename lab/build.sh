@@ -162,15 +162,16 @@ tar -C "$P" -cf "$C/app.tar" xmem
 rm -rf "$P"
 
 # Agent layer: appended to the guest base as a second cpio archive (the kernel unpacks both).
-A=$C/agent-root; rm -rf "$A"; mkdir -p "$A/opt/xmem"
+# The guest runs what an admin installs: `npm run build:agent`'s one-file agent and its native
+# PSI/meminfo helper beside it, with the unit's node flags; dist/src is there for the probes.
+A=$C/agent-root; rm -rf "$A"; mkdir -p "$A/opt/xmem/agent"
+(cd "$ROOT" && npm run -s build:agent) >&2 || die "npm run build:agent failed"
+cp "$ROOT/domU-agent/dist/xmem-agent.mjs" "$A/opt/xmem/agent/"
+[ -x "$ROOT/domU-agent/dist/xmem-psi-trigger" ] && cp "$ROOT/domU-agent/dist/xmem-psi-trigger" "$A/opt/xmem/agent/"
 cp -a "$C/dist/src" "$A/opt/xmem/src"
-[ -d "$C/dist/domU-agent" ] && cp -a "$C/dist/domU-agent" "$A/opt/xmem/domU-agent"
-(cd "$ROOT" && node "$LAB/runtime-deps.mjs" "$A/opt/xmem" domU-agent) > /dev/null
 mkdir -p "$A/opt/xmem/lab"; cp "$ROOT"/test/xen/guest/*.mjs "$A/opt/xmem/lab/"
-# the agent's entry point, once it exists (guest /init starts it when this file is present)
-for e in domU-agent/src/cli.js domU-agent/src/main.js domU-agent/src/index.js; do
-  [ -f "$A/opt/xmem/$e" ] && { echo "node /opt/xmem/$e --xenstore /dev/xen/xenbus ${AGENT_ARGS:-}" > "$A/opt/xmem/agent-entry"; break; }
-done
+flags=$(sed -n 's/^ExecStart=.* node \(.*\) [^ ]*xmem-agent$/\1/p' "$ROOT/domU-agent/xmem-agent.service")
+echo "env UV_THREADPOOL_SIZE=2 node $flags /opt/xmem/agent/xmem-agent.mjs --xenstore /dev/xen/xenbus ${AGENT_ARGS:-}" > "$A/opt/xmem/agent-entry"
 (cd "$A" && find . | cpio -o -H newc --quiet | zstd -q -T0 -10) > "$C/agent.cpio.zst"
 cat "$C/guest-base.cpio.zst" "$C/agent.cpio.zst" > "$C/guest.img"
 rm -rf "$A"
