@@ -152,7 +152,7 @@ rm -rf "$C/dist"
 # starting from a dozen files instead of hundreds (zod, pino, ws, execa...) is what makes
 # `xmem run` start in seconds rather than a minute in the emulated dom0.
 P=$C/app; rm -rf "$P"; mkdir -p "$P/xmem"
-(cd "$ROOT" && npx esbuild dom0/cli.ts dom0/commands/*.ts test/xen/state.ts --bundle --splitting --format=esm \
+(cd "$ROOT" && npx esbuild dom0/cli.ts dom0/commands/*.ts test/xen/state.ts test/xen/wait-flag.ts --bundle --splitting --format=esm \
   --platform=node --target=node20 --outdir="$P/xmem/bundle" --outbase=. --legal-comments=none --log-level=warning \
   --external:bufferutil --external:utf-8-validate \
   "--banner:js=import { createRequire as __xmemRequire } from 'node:module'; const require = __xmemRequire(import.meta.url);") \
