@@ -25,7 +25,8 @@ export interface ScheduleConfig {
   psiCalm: number;
   /**
    * With the native helper's events (PSI trigger, meminfo watch), each source is still read at
-   * least this often: a slow safety net instead of the polls.
+   * least this often: a slow safety net instead of the polls. A report reads everything, so with
+   * the default heartbeat (60 s) the heartbeat is the safety net and costs no wake of its own.
    */
   safetyMs: number;
   /**
@@ -45,7 +46,7 @@ export const DEFAULT_SCHEDULE: ScheduleConfig = {
   heartbeatMs: 60_000,
   stallUs: 1,
   psiCalm: 0.1,
-  safetyMs: 30_000,
+  safetyMs: 60_000,
   triggerWindowMs: 500,
 };
 

@@ -240,7 +240,7 @@ describe('Planner', () => {
     }
 
     it('wakes only for the safety net and the heartbeat while nothing happens', () => {
-      const r = rig();
+      const r = rig({ safetyMs: 30_000 });
       r.run(0, 10);
       r.p.useEvents({ psi: true, mem: true });
       const wakes = trace(r, 11, 125_000);
@@ -248,6 +248,11 @@ describe('Planner', () => {
       // reads everything and restarts the safety net): no 100 ms stall poll, no 1 s sample.
       expect(wakes.map((x) => x.at)).toEqual([11, 30_011, 60_000, 90_000, 120_000]);
       expect(wakes.filter((x) => x.psi && x.mem).map((x) => x.at)).toEqual([11, 30_011, 90_000, 120_000]);
+      // By default the safety net is the heartbeat's period: an idle agent wakes once a minute.
+      const d = rig();
+      d.run(0, 10);
+      d.p.useEvents({ psi: true, mem: true });
+      expect(trace(d, 11, 185_000).map((x) => x.at)).toEqual([11, 60_000, 120_000, 180_000]);
       expect(r.writes.map((w) => `${w.at}:${w.reason}`)).toEqual(['0:first', '60000:heartbeat', '120000:heartbeat']);
       expect(r.p.watchForms()).not.toBeNull();
     });
@@ -277,14 +282,15 @@ describe('Planner', () => {
       r.p.stallEvent(5000); // the total has not moved yet
       const reads: number[] = [];
       let t = 5000;
-      while (t < 40_000) {
+      while (t < 126_000) {
         if (t > 5150) r.psi = psi({ total: 7000, avg10: 0.05 }); // it moves 150 ms later (averages calm: no decay reports)
         if (r.p.due(t).psi) reads.push(t);
         t = Math.max(t + 1, r.wake(t));
       }
-      expect(r.writes.slice(1)).toEqual([{ at: 5200, reason: 'stall' }]);
-      // Every 100 ms through the window and once past it, then the 30 s safety net.
-      expect(reads).toEqual([5000, 5100, 5200, 5300, 5400, 5500, 5600, 35_600]);
+      expect(r.writes.slice(1)).toEqual([{ at: 5200, reason: 'stall' }, { at: 65_200, reason: 'heartbeat' }, { at: 125_200, reason: 'heartbeat' }]);
+      // Every 100 ms through the window and once past it, then the safety net (restarted by the
+      // heartbeat's full read at 65 200, so it coincides with the next heartbeat).
+      expect(reads).toEqual([5000, 5100, 5200, 5300, 5400, 5500, 5600, 125_200]);
     });
 
     it('a meminfo event reads meminfo at once; a real change is reported, noise is not', () => {
