@@ -10,9 +10,12 @@
  *     helper holds no policy: the agent computes the ranges from its own thresholds.
  *
  * stdout, one line per event:  "ready"  (trigger armed, watch set up)
+ *                              "ready mem <why>"  (no trigger possible, but the meminfo
+ *                                        watch runs: only with -m; <why> also on stderr)
  *                              "s"      (PSI trigger event: a stall happened)
  *                              "m"      (meminfo left the ranges, or could not be read;
  *                                        the watch is then off until new ranges arrive)
+ *                              "e"      (a command it does not understand: no watch)
  * stdin, one line per command: "w"                            no watch
  *                              "w lo hi c0 c1 .. c8 [lo hi c0 .. c8]..."
  *   Each form is v = c0*MemTotal + c1*MemFree + c2*Buffers + c3*Cached + c4*SwapTotal
@@ -22,8 +25,8 @@
  *
  * Exit codes: 0 when stdin or stdout is closed (the agent is gone: it never outlives it),
  * 2 on bad arguments, 3 when the kernel or the file refuses the trigger (no PSI, PSI off,
- * not procfs, not permitted, or a meminfo file that cannot be opened), 1 on any other error.
- * Every non-zero exit prints one line to stderr.
+ * not procfs, not permitted) and there is no meminfo watch to run instead, or the meminfo
+ * file cannot be opened; 1 on any other error. Every non-zero exit prints one line to stderr.
  *
  * Plain C, no dependencies. Built static by domU-agent/native/build.sh.
  */
@@ -60,6 +63,9 @@ struct form {
 
 static struct form forms[MAXFORMS];
 static int nforms = -1; /* -1: no watch armed */
+
+static const char *meminfo_path; /* -m: with a watch to run, a refused trigger is not fatal */
+static int psi = -1;
 
 static void die(int code, const char *what, int err)
 {
@@ -227,6 +233,39 @@ static int command(char *line)
 	return 0;
 }
 
+/* Opens the PSI file and writes the trigger; 0, or an exit code and a message. */
+static int arm(const char *path, unsigned long stall_us, unsigned long window_us, char *why, size_t size)
+{
+	psi = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	if (psi < 0) {
+		int e = errno;
+		snprintf(why, size, "cannot open %.200s for a trigger: %s", path, strerror(e));
+		return e == ENOENT || e == EACCES || e == EPERM || e == EOPNOTSUPP || e == EROFS ? EXIT_UNSUPPORTED : 1;
+	}
+	/* A trigger written to anything but procfs (a scripted tree, a copied file) would only
+	 * overwrite it. */
+	struct statfs sf;
+	if (fstatfs(psi, &sf) != 0 || sf.f_type != PROC_MAGIC) {
+		close(psi);
+		psi = -1;
+		snprintf(why, size, "%.200s is not on procfs: no trigger possible", path);
+		return EXIT_UNSUPPORTED;
+	}
+	char trig[64];
+	int tlen = snprintf(trig, sizeof trig, "some %lu %lu", stall_us, window_us);
+	if (write(psi, trig, (size_t)tlen + 1) < 0) {
+		int e = errno;
+		close(psi);
+		psi = -1;
+		if (e == EINVAL && window_us % 2000000 && !has_sys_resource())
+			snprintf(why, size, "kernel refused trigger \"%s\": windows that are not a multiple of 2 s need CAP_SYS_RESOURCE: %s", trig, strerror(e));
+		else
+			snprintf(why, size, "kernel refused trigger \"%s\" on %.200s: %s", trig, path, strerror(e));
+		return e == EINVAL || e == EOPNOTSUPP || e == EACCES || e == EPERM || e == ENOENT || e == EBADF ? EXIT_UNSUPPORTED : 1;
+	}
+	return 0;
+}
+
 static void usage(void)
 {
 	die(2, "usage: xmem-psi-trigger [-p pressure_file] [-s stall_us] [-w window_us] [-m meminfo -i interval_ms [-b balloon_current_kb]]", 0);
@@ -234,7 +273,7 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-	const char *psi_path = "/proc/pressure/memory", *meminfo_path = NULL, *balloon_path = NULL;
+	const char *psi_path = "/proc/pressure/memory", *balloon_path = NULL;
 	unsigned long stall_us = 1, window_us = 500000, interval_ms = 1000;
 	int opt;
 
@@ -262,31 +301,16 @@ int main(int argc, char **argv)
 	if (getppid() == 1)
 		_exit(0);
 
-	int psi = open(psi_path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
-	if (psi < 0) {
-		int e = errno;
-		char msg[300];
-		snprintf(msg, sizeof msg, "cannot open %.200s for a trigger", psi_path);
-		die(e == ENOENT || e == EACCES || e == EPERM || e == EOPNOTSUPP || e == EROFS ? EXIT_UNSUPPORTED : 1, msg, e);
-	}
-	/* A trigger written to anything but procfs (a scripted tree, a copied file) would only
-	 * overwrite it. */
-	struct statfs sf;
-	if (fstatfs(psi, &sf) != 0 || sf.f_type != PROC_MAGIC) {
-		char msg[300];
-		snprintf(msg, sizeof msg, "%.200s is not on procfs: no trigger possible", psi_path);
-		die(EXIT_UNSUPPORTED, msg, 0);
-	}
-	char trig[64];
-	int tlen = snprintf(trig, sizeof trig, "some %lu %lu", stall_us, window_us);
-	if (write(psi, trig, (size_t)tlen + 1) < 0) {
-		int e = errno;
-		char msg[300];
-		if (e == EINVAL && window_us % 2000000 && !has_sys_resource())
-			snprintf(msg, sizeof msg, "kernel refused trigger \"%s\": windows that are not a multiple of 2 s need CAP_SYS_RESOURCE", trig);
-		else
-			snprintf(msg, sizeof msg, "kernel refused trigger \"%s\" on %.200s", trig, psi_path);
-		die(e == EINVAL || e == EOPNOTSUPP || e == EACCES || e == EPERM || e == ENOENT || e == EBADF ? EXIT_UNSUPPORTED : 1, msg, e);
+	char why[320] = "";
+	int code = arm(psi_path, stall_us, window_us, why, sizeof why);
+	if (code && !meminfo_path)
+		die(code, why, 0);
+	if (code) {
+		/* The watch still saves the agent its meminfo sampling: say why, and go on. */
+		char line[360];
+		int n = snprintf(line, sizeof line, "xmem-psi-trigger: %s; watching meminfo only\n", why);
+		if (n > 0)
+			(void)!write(2, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 	}
 
 	int meminfo = -1, balloon = -1;
@@ -305,7 +329,13 @@ int main(int argc, char **argv)
 	int fl = fcntl(0, F_GETFL);
 	if (fl >= 0)
 		fcntl(0, F_SETFL, fl | O_NONBLOCK);
-	say("ready\n");
+	if (psi >= 0) {
+		say("ready\n");
+	} else {
+		char line[360];
+		snprintf(line, sizeof line, "ready mem %s\n", why);
+		say(line);
+	}
 
 	static char in[8192];
 	size_t inlen = 0;
@@ -317,7 +347,7 @@ int main(int argc, char **argv)
 			timeout = wait < 0 ? 0 : wait > INT_MAX ? INT_MAX : (int)wait;
 		}
 		struct pollfd p[3] = {
-			{ .fd = psi, .events = POLLPRI },
+			{ .fd = psi, .events = POLLPRI }, /* -1 (ignored by poll) without a trigger */
 			{ .fd = 0, .events = POLLIN },
 			{ .fd = 1, .events = 0 }, /* POLLERR/POLLHUP when the reader is gone */
 		};
@@ -345,8 +375,10 @@ int main(int argc, char **argv)
 				while ((nl = memchr(start, '\n', inlen - (size_t)(start - in)))) {
 					*nl = '\0';
 					int was_on = nforms >= 0;
-					if (command(start) != 0)
+					if (command(start) != 0) {
 						nforms = -1;
+						say("e\n");
+					}
 					/* A watch switched on samples after one interval: the agent has just
 					 * read meminfo itself, and a helper that keeps disagreeing with it then
 					 * costs one event per interval, never a tight loop. */

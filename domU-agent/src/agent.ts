@@ -82,12 +82,15 @@ export class Agent extends EventEmitter {
     this.qubes = deps.config.qubes ? new QubesKey(this.states, deps.config.thresholdKib) : null;
     const spec = deps.helper ?? null;
     const { psiIntervalMs, intervalMs } = deps.config;
-    const fallback = `${psiIntervalMs ? `polling PSI every ${psiIntervalMs} ms` : 'no stall fast path'} and meminfo every ${intervalMs} ms`;
+    const psiPoll = psiIntervalMs ? `polling PSI every ${psiIntervalMs} ms` : 'no stall fast path';
+    const fallback = `${psiPoll} and meminfo every ${intervalMs} ms`;
+    let trigger = false;
     this.helper = spec
       ? new Helper(spec, deps.clock, this.states, {
-          ready: () => {
+          ready: (armed) => {
+            trigger = armed;
             this.sentWatch = null;
-            this.planner.useEvents({ psi: true, mem: spec.watchesMeminfo });
+            this.planner.useEvents({ psi: armed, mem: spec.watchesMeminfo });
             this.wake();
           },
           stall: () => {
@@ -99,12 +102,17 @@ export class Agent extends EventEmitter {
             this.planner.memEvent();
             this.wake();
           },
+          badWatch: () => {
+            this.planner.useEvents({ psi: trigger, mem: false });
+            this.wake();
+          },
           down: () => {
+            trigger = false;
             this.sentWatch = null;
             this.planner.useEvents({ psi: false, mem: false });
             this.wake();
           },
-        }, fallback, deps.helperTiming)
+        }, fallback, psiPoll, intervalMs, deps.helperTiming)
       : null;
   }
 

@@ -11,12 +11,14 @@ export interface HelperSpec {
 }
 
 export interface HelperEvents {
-  /** Armed: PSI trigger events (and meminfo watch events) will come. */
-  ready(): void;
+  /** Running: meminfo watch events will come, and PSI trigger events if `trigger`. */
+  ready(trigger: boolean): void;
   /** The PSI trigger fired. */
   stall(): void;
   /** Meminfo left the ranges last sent (the watch is now off until new ones are sent). */
   mem(): void;
+  /** It did not understand a watch command (another version?): there is no meminfo watch. */
+  badWatch(): void;
   /** Not running any more (exited, failed to start, refused): the loop polls again. */
   down(): void;
 }
@@ -58,6 +60,9 @@ export class Helper {
     private readonly on: HelperEvents,
     /** What the loop does without the helper, for the log lines. */
     private readonly fallback: string,
+    /** What it does for PSI without a trigger, and its meminfo period, for the log lines. */
+    private readonly fallbackPsi: string,
+    private readonly fallbackMemMs: number,
     private readonly timing: HelperTiming = HELPER_TIMING,
   ) {}
 
@@ -128,12 +133,17 @@ export class Helper {
       start = nl + 1;
       if (line === 's') this.on.stall();
       else if (line === 'm') this.on.mem();
-      else if (line === 'ready' && !this.isReady) {
+      else if (line === 'e') {
+        this.states.set('trigger', 'badwatch', `the PSI trigger helper ${this.spec.path} refused a meminfo watch (another version?); sampling meminfo every ${this.fallbackMemMs} ms`);
+        this.on.badWatch();
+      } else if ((line === 'ready' || line.startsWith('ready mem')) && !this.isReady) {
         this.isReady = true;
         this.readyAt = this.clock.now();
         const again = this.failures > 0 ? ' again' : '';
-        this.states.set('trigger', 'ready', `PSI trigger helper running${again} (pid ${this.child?.pid}): stalls${this.spec.watchesMeminfo ? ' and meminfo changes' : ''} wake the agent, no polling`);
-        this.on.ready();
+        const trigger = line === 'ready';
+        if (trigger) this.states.set('trigger', 'ready', `PSI trigger helper running${again} (pid ${this.child?.pid}): stalls${this.spec.watchesMeminfo ? ' and meminfo changes' : ''} wake the agent, no polling`);
+        else this.states.set('trigger', 'memonly', `PSI trigger helper running${again} (pid ${this.child?.pid}) without a trigger (${line.slice('ready mem'.length).trim() || 'refused'}): meminfo changes wake the agent; ${this.fallbackPsi}`);
+        this.on.ready(trigger);
       }
     }
     this.partial = start < text.length ? text.slice(start).slice(-64) : '';

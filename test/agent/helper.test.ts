@@ -109,6 +109,24 @@ describe.skipIf(skip !== null)('xmem-psi-trigger (native helper)', () => {
     }
   });
 
+  it('with a meminfo watch to run, a refused trigger is not fatal: "ready mem <why>", and the watch works', async () => {
+    const fake = path.join(dir, 'not-proc-memory');
+    writeFileSync(fake, 'some avg10=0.00 avg60=0.00 avg300=0.00 total=5\n');
+    const meminfo = path.join(dir, 'meminfo-only');
+    writeFileSync(meminfo, 'MemTotal: 4194304 kB\nMemFree: 3145728 kB\nBuffers: 0 kB\nCached: 0 kB\nSwapTotal: 0 kB\nSwapFree: 0 kB\nMemAvailable: 3145728 kB\nCommitted_AS: 1048576 kB\n');
+    const h = new HelperProc(bin, ['-p', fake, '-m', meminfo, '-i', '20']);
+    try {
+      const ready = await h.waitLine((l) => l.startsWith('ready'), 5000);
+      expect(ready?.line).toBe(`ready mem ${fake} is not on procfs: no trigger possible`);
+      for (let i = 0; i < 100 && !h.stderr.endsWith('\n'); i++) await new Promise((r) => setTimeout(r, 10)); // another pipe
+      expect(h.stderr).toBe(`xmem-psi-trigger: ${fake} is not on procfs: no trigger possible; watching meminfo only\n`);
+      h.send('w 0 10 1 0 0 0 0 0 0 0 0\n'); // MemTotal in [0, 10]: it is not
+      expect(await h.waitLine((l) => l === 'm', 500)).not.toBeNull();
+    } finally {
+      h.kill();
+    }
+  });
+
   describe('meminfo watch', () => {
     /** A scripted meminfo with these raw values (balloon via its own file). */
     function writeRaw(file: string, balloonFile: string, raw: Raw): void {
@@ -172,7 +190,9 @@ describe.skipIf(skip !== null)('xmem-psi-trigger (native helper)', () => {
         const from = h.lines.length;
         h.send(encodeWatch(forms));
         expect(await h.waitLine((l) => l === 'm', 500, from)).not.toBeNull();
-        h.send('w 1 2 3\n'); // malformed: no watch, no crash
+        const before = h.lines.length;
+        h.send('w 1 2 3\n'); // malformed: "e", no watch, no crash
+        expect(await h.waitLine((l) => l === 'e', 500, before)).not.toBeNull();
         await new Promise((r) => setTimeout(r, 60));
         expect(h.child.exitCode).toBeNull();
       } finally {

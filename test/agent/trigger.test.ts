@@ -268,6 +268,37 @@ describe.skipIf(skip !== null)('agent with the PSI-trigger helper (real clock, r
     expect(s.counts().psi - before.psi).toBeGreaterThanOrEqual(2);
   });
 
+  it('with a helper that watches meminfo but has no trigger ("ready mem"), polls PSI and not meminfo', async () => {
+    const stub = new Stub();
+    writeFileSync(stub.path, readFileSync(stub.path, 'latin1').replace('echo ready', 'echo "ready mem kernel refused trigger"'));
+    cleanups.push(() => stub.dispose());
+    const s = await setup(stubSpec(stub));
+    await until(() => s.rig.agent.helperState?.ready, 5000, 'the helper to be ready');
+    expect(s.rig.logs).toContain(`PSI trigger helper running (pid ${stub.starts()[0]!.pid}) without a trigger (kernel refused trigger): meminfo changes wake the agent; polling PSI every 150 ms`);
+    await sleep(200);
+    const before = s.counts();
+    await sleep(1200);
+    const after = s.counts();
+    expect(after.psi - before.psi).toBeGreaterThanOrEqual(6);
+    expect(after.mem - before.mem).toBe(0);
+  });
+
+  it('samples meminfo itself when the helper refuses its watch command ("e")', async () => {
+    const stub = new Stub();
+    cleanups.push(() => stub.dispose());
+    const s = await setup(stubSpec(stub));
+    await until(() => s.rig.agent.helperState?.ready, 5000, 'the helper to be ready');
+    await sleep(200);
+    stub.emit('e\n');
+    await until(() => s.rig.logs.some((l) => l.includes('refused a meminfo watch')), 2000, 'the log line');
+    expect(s.rig.logs.filter((l) => l.includes('refused'))).toEqual([`the PSI trigger helper ${stub.path} refused a meminfo watch (another version?); sampling meminfo every 1000 ms`]);
+    const before = s.counts();
+    await sleep(2100);
+    const after = s.counts();
+    expect(after.mem - before.mem).toBeGreaterThanOrEqual(2);
+    expect(after.psi - before.psi).toBe(0); // the trigger still runs
+  });
+
   it('stop() ends the helper', async () => {
     const stub = new Stub();
     cleanups.push(() => stub.dispose());
