@@ -3,13 +3,13 @@
  * (software emulation), lets dom0 run the scenarios in test/xen/ and follows the serial console,
  * echoing the PASS:/FAIL:/INFO:/BENCH: lines dom0 prints.
  *
- *   npm run test:xen [-- SCENARIO...] [--no-build] [--shell]
+ *   npm run test:xen [-- SCENARIO...] [--no-build] [--retry-failed] [--shell]
  *
  * Exit code: 0 when every scenario line is PASS, 1 on any FAIL, a dom0 crash, a timeout or no
  * result at all, 2 on bad arguments. The full console is kept in lab/out/serial.log.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -148,26 +148,46 @@ function shell(): number {
 async function main(argv: string[]): Promise<number> {
   const flags = new Set(argv.filter((a) => a.startsWith('--')));
   const names = argv.filter((a) => !a.startsWith('--'));
-  const unknown = [...flags].filter((f) => !['--no-build', '--shell'].includes(f)).concat(names.filter((n) => !ALL_SCENARIOS.includes(n)));
+  const unknown = [...flags].filter((f) => !['--no-build', '--shell', '--retry-failed'].includes(f)).concat(names.filter((n) => !ALL_SCENARIOS.includes(n)));
   if (unknown.length) {
-    process.stderr.write(`lab: unknown ${unknown.join(', ')}\nusage: npm run test:xen -- [${ALL_SCENARIOS.join('|')}]... [--no-build] [--shell]\n`);
+    process.stderr.write(`lab: unknown ${unknown.join(', ')}\nusage: npm run test:xen -- [${ALL_SCENARIOS.join('|')}]... [--no-build] [--retry-failed] [--shell]\n`);
     return 2;
   }
   if (flags.has('--shell')) {
     if (!flags.has('--no-build')) build();
     return shell();
   }
-  const res = await runLab({
-    scenarios: names.length ? names : ALL_SCENARIOS,
-    build: !flags.has('--no-build'),
-    timeoutS: Number(process.env.LAB_TIMEOUT_S ?? 3000),
-    onLine: (l) => process.stdout.write(l + '\n'),
-  });
-  process.stdout.write(`lab: QEMU wall ${res.wallS.toFixed(0)} s, peak RSS ${res.peakRssMib} MiB, serial log ${path.relative(ROOT, SERIAL_LOG)}\n`);
-  if (res.problem) process.stdout.write(`FAIL: lab: ${res.problem}\n`);
-  const failed = res.failed + (res.problem ? 1 : 0);
+  const scenarios = names.length ? names : ALL_SCENARIOS;
+  const timeoutS = Number(process.env.LAB_TIMEOUT_S ?? 3000);
+  const onLine = (l: string) => process.stdout.write(l + '\n');
+  let res = await runLab({ scenarios, build: !flags.has('--no-build'), timeoutS, onLine });
+  let failed = summary(res);
+  if (failed > 0 && flags.has('--retry-failed')) {
+    // Emulation is slow and its timing noisy: a scenario that failed gets one more chance in a
+    // fresh boot, and both results are printed. A scenario failing twice fails the run.
+    const again = toRetry(res, scenarios);
+    const first = `${res.passed} passed, ${failed} failed`;
+    renameSync(SERIAL_LOG, SERIAL_LOG.replace(/\.log$/, '-first.log'));
+    process.stdout.write(`lab: first run ${first}; retrying once in a fresh boot: ${again.join(' ')}\n`);
+    res = await runLab({ scenarios: again, build: false, timeoutS, onLine });
+    failed = summary(res);
+    process.stdout.write(`lab: the retry decides (first run: ${first}, serial log lab/out/serial-first.log)\n`);
+  }
   process.stdout.write(`xen: ${res.passed} passed, ${failed} failed\n`);
   return failed === 0 ? 0 : 1;
+}
+
+function summary(res: LabResult): number {
+  process.stdout.write(`lab: QEMU wall ${res.wallS.toFixed(0)} s, peak RSS ${res.peakRssMib} MiB, serial log ${path.relative(ROOT, SERIAL_LOG)}\n`);
+  if (res.problem) process.stdout.write(`FAIL: lab: ${res.problem}\n`);
+  return res.failed + (res.problem ? 1 : 0);
+}
+
+/** The scenarios that printed a FAIL line, and those a crash or a timeout kept from ending. */
+export function toRetry(res: Pick<LabResult, 'lines'>, scenarios: string[]): string[] {
+  const failedNames = new Set(res.lines.map((l) => /^FAIL: ([a-z]+):/.exec(l)?.[1]).filter((n): n is string => n !== undefined));
+  const ended = new Set(res.lines.map((l) => /^LAB: scenario ([a-z]+) end/.exec(l)?.[1]).filter((n): n is string => n !== undefined));
+  return scenarios.filter((s) => failedNames.has(s) || !ended.has(s));
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
