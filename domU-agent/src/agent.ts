@@ -9,7 +9,7 @@ import { errnoOf } from './procfile.js';
 import { QubesKey } from './publish.js';
 import { buildReport, memView, psiView } from './report.js';
 import { Planner, type MemView, type PsiView, type Reason, type ScheduleConfig } from './schedule.js';
-import type { Sources } from './sources.js';
+import type { MemSample, Sources } from './sources.js';
 import { encodeWatch } from './watch.js';
 
 export interface AgentConfig extends ScheduleConfig {
@@ -178,6 +178,7 @@ export class Agent extends EventEmitter {
     if (this.stopped || this.ticking) return;
     const { clock } = this.deps;
     let reason: Reason | null = null;
+    let memSample: MemSample | undefined;
     try {
       const now = clock.now();
       const due = this.planner.due(now);
@@ -195,6 +196,7 @@ export class Agent extends EventEmitter {
       if (due.mem) {
         const r = this.deps.sources.readMem();
         if (r.ok) {
+          memSample = r.value;
           obs.mem = memView(r.value);
           this.states.ok('mem', 'ok', 'meminfo readable again');
         } else {
@@ -212,7 +214,7 @@ export class Agent extends EventEmitter {
       return;
     }
     this.ticking = true;
-    this.running = this.publish(reason)
+    this.running = this.publish(reason, memSample)
       .catch((err: unknown) => this.states.set('tick', 'crash', `unexpected error, continuing: ${errnoOf(err)}`))
       .finally(() => {
         this.ticking = false;
@@ -222,9 +224,10 @@ export class Agent extends EventEmitter {
       });
   }
 
-  private async publish(reason: Reason): Promise<void> {
+  /** `mem`: the memory sample this wake read, if it did (the report is built from it). */
+  private async publish(reason: Reason, mem?: MemSample): Promise<void> {
     const { clock, sources } = this.deps;
-    const sample = sources.readFull();
+    const sample = sources.readFull(mem);
     if (!sample.ok) {
       this.states.set('sample', `bad:${sample.error}`, `cannot build a report: ${sample.error}`);
       this.planner.failed(clock.now(), this.backoff());
@@ -259,10 +262,10 @@ export class Agent extends EventEmitter {
     const recovered = this.failures > 0 ? ` after ${this.failures} failed attempt(s)` : '';
     this.failures = 0;
     this.states.set('xenstore', 'ok', `writing ${REPORT_KEY}${recovered}`);
-    const mem = memView(sample.value);
-    this.planner.published(at, reason, mem, sample.value.psi ? psiView(sample.value.psi) : null);
+    const view = memView(sample.value);
+    this.planner.published(at, reason, view, sample.value.psi ? psiView(sample.value.psi) : null);
     if (this.qubes) {
-      await this.timed(this.qubes.publish(xs, mem, reason === 'first' || reason === 'heartbeat')).catch((err: unknown) => {
+      await this.timed(this.qubes.publish(xs, view, reason === 'first' || reason === 'heartbeat')).catch((err: unknown) => {
         this.states.set('qubes', `error:${errnoOf(err)}`, `memory/meminfo write failed: ${errnoOf(err)}; will retry`);
       });
     }

@@ -94,10 +94,19 @@ export class Helper {
         this.lost(child, null, null, err);
         resolve();
       });
-      child.once('close', (code: number | null, signal: NodeJS.Signals | null) => {
-        this.lost(child, code, signal, null);
-        resolve();
+      // 'close' (all pipes drained) carries the last stderr line; a wrapper's leftover child
+      // could hold a pipe open, so 'exit' decides after a moment on its own.
+      let drained: (() => void) | null = null;
+      child.once('exit', (code: number | null, signal: NodeJS.Signals | null) => {
+        const t = setTimeout(() => drained?.(), 300);
+        drained = () => {
+          drained = null;
+          clearTimeout(t);
+          this.lost(child, code, signal, null);
+          resolve();
+        };
       });
+      child.once('close', () => drained?.());
     });
     child.stdin!.on('error', () => undefined); // EPIPE when it died; 'close' reports that
     child.stdout!.setEncoding('latin1').on('data', (d: string) => this.onData(d));

@@ -28,7 +28,8 @@ export interface Sources {
   /** Memory PSI; ok+null when the kernel has none (no CONFIG_PSI, psi=0). */
   readPsi(): ParseResult<Pressure | null>;
   readMem(): ParseResult<MemSample>;
-  readFull(): ParseResult<Sample>;
+  /** Everything; `mem`, a memory sample read in the same wake, is used instead of reading it again. */
+  readFull(mem?: MemSample): ParseResult<Sample>;
   close(): void;
 }
 
@@ -100,8 +101,8 @@ export class ProcSources implements Sources {
     }
   }
 
-  readFull(): ParseResult<Sample> {
-    const mem = this.readMem();
+  readFull(fresh?: MemSample): ParseResult<Sample> {
+    const mem = fresh ? { ok: true as const, value: fresh } : this.readMem();
     if (!mem.ok) return mem;
     const psi = this.readPsi();
     if (!psi.ok) return psi;

@@ -103,7 +103,7 @@ export function countingSources(inner: Sources): Sources & { counts: { psi: numb
     counts,
     readPsi: () => (counts.psi++, inner.readPsi()),
     readMem: () => (counts.mem++, inner.readMem()),
-    readFull: () => (counts.full++, inner.readFull()),
+    readFull: (mem) => (counts.full++, inner.readFull(mem)),
     close: () => inner.close(),
   };
 }
