@@ -19,7 +19,7 @@ describe('xmem-agent CLI', () => {
     const r = run(['--help']);
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/^usage: xmem-agent/);
-    for (const flag of ['--once', '--interval', '--threshold', '--heartbeat', '--xenstore', '--proc-root', '--sys-root']) expect(r.stdout).toContain(flag);
+    for (const flag of ['--once', '--interval', '--psi-trigger', '--threshold', '--heartbeat', '--xenstore', '--proc-root', '--sys-root']) expect(r.stdout).toContain(flag);
   });
 
   it.each([
@@ -27,6 +27,7 @@ describe('xmem-agent CLI', () => {
     [['--threshold=-5'], /--threshold: expected a number/],
     [['--bogus'], /Unknown option '--bogus'/],
     [['--heartbeat', '0.1'], /--heartbeat: must be between/],
+    [['--psi-trigger', ''], /--psi-trigger: expected a path or "off"/],
   ])('rejects %j with a clear message and exit code 2', (args, message) => {
     const r = run(args);
     expect(r.status).toBe(2);
