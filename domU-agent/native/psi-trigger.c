@@ -294,12 +294,11 @@ int main(int argc, char **argv)
 	if (stall_us > window_us)
 		stall_us = window_us; /* the kernel refuses a threshold above the window */
 
-	/* Never outlive the agent: a closed pipe ends the loop; this covers a parent killed -9
-	 * while the pipes are somehow still held elsewhere. */
+	/* Never outlive the agent: its end of the pipes closing ends the loop (a parent that died
+	 * before this point is seen that way too); the death signal covers pipes somehow still
+	 * held elsewhere. (No getppid() == 1 test: the agent may itself be a container's init.) */
 	signal(SIGPIPE, SIG_IGN);
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
-	if (getppid() == 1)
-		_exit(0);
 
 	char why[320] = "";
 	int code = arm(psi_path, stall_us, window_us, why, sizeof why);
