@@ -29,6 +29,8 @@ Publishes this guest's meminfo, memory pressure (PSI) and balloon size to xensto
                          decay, heartbeat)
   --threshold <KiB>      change worth a report, meminfo-writer's (default 30000;
                          halved for growth above ~77% utilisation)
+  --grow-threshold <KiB> demand growth worth a report: MemAvailable falling or
+                         Committed_AS rising (default 8192; at most --threshold)
   --max-rate <n>         at most n writes per second (default 10)
   --stall-us <us>        PSI stall growth that triggers a report (default 1: any)
   --psi-calm <pct>       PSI average under which pressure is over (default 0.1)
@@ -89,6 +91,7 @@ export function parseOptions(argv: string[]): CliOptions {
         'psi-interval': { type: 'string' },
         'psi-trigger': { type: 'string' },
         threshold: { type: 'string' },
+        'grow-threshold': { type: 'string' },
         'max-rate': { type: 'string' },
         'stall-us': { type: 'string' },
         'psi-calm': { type: 'string' },
@@ -109,6 +112,7 @@ export function parseOptions(argv: string[]): CliOptions {
     intervalMs: v.interval === undefined ? d.intervalMs : inRange('--interval', parseDuration('--interval', v.interval, 'ms'), 10, 3_600_000),
     psiIntervalMs: psiInterval === 0 ? 0 : inRange('--psi-interval', psiInterval, 10, 60_000),
     thresholdKib: v.threshold === undefined ? d.thresholdKib : parseNumber('--threshold', v.threshold, 0, 2 ** 32),
+    growThresholdKib: v['grow-threshold'] === undefined ? d.growThresholdKib : parseNumber('--grow-threshold', v['grow-threshold'], 0, 2 ** 32),
     minGapMs: v['max-rate'] === undefined ? d.minGapMs : Math.ceil(1000 / parseNumber('--max-rate', v['max-rate'], 0.001, 1000)),
     stallGapMs: d.stallGapMs,
     heartbeatMs: v.heartbeat === undefined ? d.heartbeatMs : inRange('--heartbeat', parseDuration('--heartbeat', v.heartbeat, 's'), 1000, 86_400_000),

@@ -13,6 +13,12 @@ export interface ScheduleConfig {
   psiIntervalMs: number;
   /** meminfo-writer's change threshold (KiB); halved for growth above ~77 % utilisation. */
   thresholdKib: number;
+  /**
+   * Growth in demand (MemAvailable falling, Committed_AS rising) worth a report (KiB), when
+   * smaller than thresholdKib: that is what the manager must answer quickly, and at the rates a
+   * guest allocates, 30 MB alone is seconds. Qubes' used number keeps meminfo-writer's rule.
+   */
+  growThresholdKib: number;
   /** Minimum spacing between two writes (1000 / max writes per second). */
   minGapMs: number;
   /** Minimum spacing between two reports caused only by stall growth (PSI at ≤ 1 Hz). */
@@ -41,6 +47,7 @@ export const DEFAULT_SCHEDULE: ScheduleConfig = {
   intervalMs: 1000,
   psiIntervalMs: 150,
   thresholdKib: 30000,
+  growThresholdKib: 8192,
   minGapMs: 100,
   stallGapMs: 1000,
   heartbeatMs: 60_000,
@@ -88,10 +95,15 @@ export function usedChanged(prev: Pick<MemView, 'usedKib'>, cur: Pick<MemView, '
   return cur.usedKib > prev.usedKib && busy && usedDiff > Math.floor(thresholdKib / 2);
 }
 
-/** meminfo-writer's rule, plus the same threshold on the other numbers xmem reports. */
-export function memoryChanged(prev: MemView, cur: MemView, thresholdKib: number): boolean {
+/**
+ * meminfo-writer's rule, plus the same threshold on the other numbers xmem reports, and the
+ * (smaller) grow threshold on demand rising: MemAvailable down or Committed_AS up.
+ */
+export function memoryChanged(prev: MemView, cur: MemView, thresholdKib: number, growKib = thresholdKib): boolean {
   if (usedChanged(prev, cur, thresholdKib)) return true;
   return (
+    prev.availKib - cur.availKib > growKib ||
+    cur.commitKib - prev.commitKib > growKib ||
     Math.abs(cur.availKib - prev.availKib) > thresholdKib ||
     Math.abs(cur.commitKib - prev.commitKib) > thresholdKib ||
     Math.abs(cur.swapUsedKib - prev.swapUsedKib) > thresholdKib ||
@@ -183,7 +195,7 @@ export class Planner {
     if (!this.events.mem || !this.last || !this.seen) return null;
     const c = this.forms;
     if (c && c.last === this.last && c.seen === this.seen) return c.forms;
-    const forms = quietForms(this.last.mem, this.seen, this.cfg.thresholdKib);
+    const forms = quietForms(this.last.mem, this.seen, this.cfg.thresholdKib, this.cfg.growThresholdKib);
     this.forms = { last: this.last, seen: this.seen, forms };
     return forms;
   }
@@ -223,7 +235,7 @@ export class Planner {
     if (this.pending && t < this.pending.at) {
       // Held back by the rate limit: a memory change still goes out at the write rate (not
       // the slower stall rate). A failure backoff holds everything.
-      if (this.pending.reason !== 'retry' && this.last && obs.mem && memoryChanged(this.last.mem, obs.mem, this.cfg.thresholdKib)) {
+      if (this.pending.reason !== 'retry' && this.last && obs.mem && memoryChanged(this.last.mem, obs.mem, this.cfg.thresholdKib, this.cfg.growThresholdKib)) {
         this.pending = { at: Math.min(this.pending.at, this.last.at + this.cfg.minGapMs), reason: 'memory' };
         if (t >= this.pending.at) this.pending.at = now;
       }
@@ -243,7 +255,7 @@ export class Planner {
       reason = 'stall';
       earliest = Math.max(earliest, this.lastStallAt + this.cfg.stallGapMs);
     }
-    if (obs.mem && memoryChanged(last.mem, obs.mem, this.cfg.thresholdKib)) {
+    if (obs.mem && memoryChanged(last.mem, obs.mem, this.cfg.thresholdKib, this.cfg.growThresholdKib)) {
       // A memory change goes out at the write rate, not the slower stall rate.
       reason = 'memory';
       earliest = last.at + this.cfg.minGapMs;

@@ -55,16 +55,18 @@ function col(entries: [number, number][]): number[] {
  * to grow by T/2 when busy and by T when not; the region "not busy" is taken from the
  * sufficient linear condition 13·used ≤ 10·total + 120 (then ⌊used/10⌋ ≤ ⌊(total+12)/13⌋).
  * Two alternatives therefore: grow ≤ T/2 (busy or not), or grow ≤ T while surely not busy. The
- * one holding `cur` is chosen, the wider one when both do.
+ * one holding `cur` is chosen, the wider one when both do. MemAvailable may fall and
+ * Committed_AS rise only by the grow threshold (memoryChanged's demand rule).
  */
-export function quietForms(pub: MemView, cur: MemView, thresholdKib: number): Form[] | null {
+export function quietForms(pub: MemView, cur: MemView, thresholdKib: number, growKib = thresholdKib): Form[] | null {
   const T = thresholdKib;
+  const G = Math.min(growKib, T); // demand rising counts at the grow threshold
   const t = cur.totalIsBalloon ? BCUR : TOT;
   const L: [number, number][] = [[t, 1], [FREE, -1], [BUF, -1], [CACHE, -1], [SWTOT, 1], [SWFREE, -1]];
   const usedLo = pub.usedKib - T > 0 ? pub.usedKib - T : -NO_BOUND;
   const common: Form[] = [
-    { lo: pub.availKib - T, hi: pub.availKib + T, c: col([[AVAIL, 1]]) },
-    { lo: pub.commitKib - T, hi: pub.commitKib + T, c: col([[COMMIT, 1]]) },
+    { lo: pub.availKib - G, hi: pub.availKib + T, c: col([[AVAIL, 1]]) },
+    { lo: pub.commitKib - T, hi: pub.commitKib + G, c: col([[COMMIT, 1]]) },
     { lo: pub.swapUsedKib - T, hi: pub.swapUsedKib + T, c: col([[SWTOT, 1], [SWFREE, -1]]) },
     { lo: pub.totalKib - T, hi: pub.totalKib + T, c: col([[t, 1]]) },
   ];

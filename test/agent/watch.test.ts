@@ -39,17 +39,19 @@ describe('meminfo watch ranges (watch.ts)', () => {
     let checked = 0;
     let withForms = 0;
     // A published sample, a current one near it (on the scale of T), and points near that.
-    const scenario = fc.tuple(threshold, guest).chain(([T, pubRaw]) =>
-      near(pubRaw, T, 0.3).chain((curRaw) =>
+    // G: the grow threshold (demand rising), from 0 to above T (where T rules).
+    // The current sample sits near the published one on the scale of the smaller threshold.
+    const scenario = fc.tuple(threshold, guest, fc.double({ min: 0, max: 1.5, noNaN: true })).chain(([T, pubRaw, g]) =>
+      near(pubRaw, Math.min(T, Math.floor(g * T)), 0.3).chain((curRaw) =>
         fc.double({ min: 0, max: 1.2, noNaN: true }).chain((k) =>
-          fc.tuple(fc.constant(T), fc.constant(pubRaw), fc.constant(curRaw), fc.array(near(curRaw, T, k), { minLength: 20, maxLength: 20 })),
+          fc.tuple(fc.constant(T), fc.constant(Math.floor(g * T)), fc.constant(pubRaw), fc.constant(curRaw), fc.array(near(curRaw, T, k), { minLength: 20, maxLength: 20 })),
         ),
       ),
     );
     fc.assert(
-      fc.property(scenario, ([T, pubRaw, curRaw, xs]) => {
+      fc.property(scenario, ([T, G, pubRaw, curRaw, xs]) => {
         const pub = view(pubRaw);
-        const forms = quietForms(pub, view(curRaw), T);
+        const forms = quietForms(pub, view(curRaw), T, G);
         if (!forms) return;
         withForms++;
         expect(inForms(forms, curRaw)).toBe(true);
@@ -57,7 +59,7 @@ describe('meminfo watch ranges (watch.ts)', () => {
           checked++;
           if (!inForms(forms, x)) continue;
           inside++;
-          expect(memoryChanged(pub, view(x), T)).toBe(false);
+          expect(memoryChanged(pub, view(x), T, G)).toBe(false);
         }
       }),
       { numRuns: 600 },
@@ -108,6 +110,21 @@ describe('meminfo watch ranges (watch.ts)', () => {
         expect(quietForms(pub, grown, T)).toBeNull();
       }),
     );
+  });
+
+  it('demand rising (MemAvailable down, Committed_AS up) reports at the grow threshold; falling at the full one', () => {
+    const pub = view([4 << 20, 3 << 20, 0, 0, 0, 0, 3 << 20, 1 << 20, 0]);
+    const T = 30_000;
+    const G = 8192;
+    for (const [d, want] of [[-(G + 1), true], [-G, false], [G + 1, false], [T, false], [T + 1, true]] as const) {
+      const x = view([4 << 20, 3 << 20, 0, 0, 0, 0, (3 << 20) + d, 1 << 20, 0]);
+      expect(memoryChanged(pub, x, T, G), `MemAvailable ${d}`).toBe(want);
+      expect(inForms(quietForms(pub, pub, T, G)!, [4 << 20, 3 << 20, 0, 0, 0, 0, (3 << 20) + d, 1 << 20, 0])).toBe(!want);
+    }
+    for (const [d, want] of [[G + 1, true], [G, false], [-(G + 1), false], [-(T + 1), true]] as const) {
+      const x = view([4 << 20, 3 << 20, 0, 0, 0, 0, 3 << 20, (1 << 20) + d, 0]);
+      expect(memoryChanged(pub, x, T, G), `Committed_AS ${d}`).toBe(want);
+    }
   });
 
   it('lets an idle guest drift up to the threshold, and a busy one half of it', () => {
