@@ -46,8 +46,12 @@ export function trackProgress(
     return { track: { targetKib, lastActualKib: actualKib, lastProgressMs: nowMs, stuck: false }, event: wasStuck ? 'unstuck' : null };
   }
   // A new target restarts the clock (the guest gets its full grace period), but does not by
-  // itself clear a stuck flag: only movement does.
-  const lastProgressMs = prev.targetKib !== targetKib ? nowMs : prev.lastProgressMs;
+  // itself clear a stuck flag: only movement does. Not a target further the same way, though:
+  // a moderated shrink lowers the target every few seconds, and a balloon that moved toward
+  // none of them must not be given a fresh grace period with each step.
+  const sameWay = Math.sign(targetKib - actualKib) === Math.sign(prev.targetKib - actualKib);
+  const further = sameWay && Math.abs(targetKib - actualKib) > Math.abs(prev.targetKib - actualKib);
+  const lastProgressMs = prev.targetKib !== targetKib && !further ? nowMs : prev.lastProgressMs;
   const stuck = wasStuck || nowMs - lastProgressMs >= opts.stuckAfterMs;
   return {
     track: { targetKib, lastActualKib: moved ? actualKib : prev.lastActualKib, lastProgressMs, stuck },

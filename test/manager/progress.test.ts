@@ -68,4 +68,15 @@ describe('trackProgress', () => {
     ]);
     expect(b.track?.stuck).toBe(true);
   });
+
+  it('a target moved further the same way (a moderated shrink step) keeps the clock running', () => {
+    // Found in the Xen lab: a pinned guest was flagged only once the stepwise shrink reached
+    // the floor, 14 s after its balloon stopped.
+    const steps = [0, 2000, 4000, 6000].map((t, i) => ({ t, actual: 768 * MiB, target: (700 - 70 * i) * MiB }));
+    const r = run(steps);
+    expect(r.events).toEqual([null, null, null, 'stuck']);
+    // ...while a move the other way (now asked to grow) is a new task with its own grace period.
+    const back = run([...steps.slice(0, 3), { t: 6000, actual: 768 * MiB, target: 900 * MiB }]);
+    expect(back.events).toEqual([null, null, null, null]);
+  });
 });
