@@ -46,6 +46,9 @@ export interface ApplyDeps {
   /** Called with fresh facts at every poll of the wait (the manager re-reads reservations);
    *  a ceiling it lowers is written back into those facts. */
   onPoll?: (facts: HostFacts) => Promise<void>;
+  /** Why no VM may grow now (a VM start is being admitted), or null. Read before the wait and
+   *  at every poll: while it holds, every grow is deferred at once, without waiting. */
+  growthHeld?: () => string | null;
 }
 
 export async function applyPlan(plan: ApplyPlan, facts: HostFacts, deps: ApplyDeps, opts: ApplyOptions): Promise<ApplyResult> {
@@ -62,6 +65,7 @@ export async function applyPlan(plan: ApplyPlan, facts: HostFacts, deps: ApplyDe
     }
   }));
   if (plan.grows.length === 0) return result;
+  const held = () => deps.growthHeld?.() ?? null;
 
   let now = facts;
   let byId = index(now);
@@ -72,13 +76,18 @@ export async function applyPlan(plan: ApplyPlan, facts: HostFacts, deps: ApplyDe
     ? (g, f) => Math.max(f.get(g.domid)?.actualKib ?? 0, deps.targetKib!(g.domid) ?? 0)
     : baseFromPlan;
   // Only wait when something was asked to shrink: otherwise nothing will free memory soon.
-  while (available < growNeedKib(plan.grows, byId, base) && plan.shrinks.length > 0 && deps.clock.now() < deadline) {
+  while (held() === null && available < growNeedKib(plan.grows, byId, base) && plan.shrinks.length > 0 && deps.clock.now() < deadline) {
     await deps.clock.sleep(opts.waitPollMs);
     now = await deps.host.facts();
     byId = index(now);
     result.facts = now;
     await deps.onPoll?.(now);
     available = availableKib(now, byId, deps, opts);
+  }
+  const why = held();
+  if (why !== null) {
+    for (const g of plan.grows) result.deferred.push({ domid: g.domid, name: g.name, why });
+    return result;
   }
   const grows = fitGrows(plan.grows, byId, available, base);
   for (const g of plan.grows.slice(grows.length)) {

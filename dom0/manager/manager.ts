@@ -81,6 +81,11 @@ export class Manager extends EventEmitter {
   private passSeq = 0;
   /** VMs flagged stuck between passes (markStuck), clamped at the next pass. */
   private readonly clampPending = new Set<number>();
+  /** Growth holds (holdGrowth): VM starts being admitted, by token; `holdsSeen`: those a pass
+   *  or wait poll has acted on (an unseen one makes the next pass urgent). */
+  private readonly growthHolds = new Map<number, string>();
+  private readonly holdsSeen = new Set<number>();
+  private holdSeq = 0;
 
   private started = false;
   private stopped = false;
@@ -152,9 +157,9 @@ export class Manager extends EventEmitter {
       this.pending = true;
       return;
     }
-    // A new reservation is served at once: VMs still growing must be held before their
-    // balloons take what the donors free (admission asks for a pass right after adding one).
-    const urgent = this.reservationsOf().some((r) => !this.reservationSeen.has(r.id));
+    // A new growth hold or reservation is served at once: VMs still growing must be held before
+    // their balloons take the free memory a start is planned on (admission asks for a pass).
+    const urgent = this.growthHolds.size > this.holdsSeen.size || this.reservationsOf().some((r) => !this.reservationSeen.has(r.id));
     if (this.cancelPassTimer && !urgent) {
       this.pending = true;
       return;
@@ -196,6 +201,23 @@ export class Manager extends EventEmitter {
     this.clampPending.add(domid);
     this.log.warn({ vm: rec.name, domid, actualKib, targetKib: rec.targetKib, why }, 'VM stuck; excluded until it moves');
     this.requestPass();
+  }
+
+  /**
+   * Admission: a VM start is being admitted (qmemman takes its global lock here). Until the
+   * returned function is called, no VM grows: at once (an urgent pass, or the next poll of a
+   * pass waiting for free memory) VMs still growing are held at their allocation, and every
+   * grow the policy wants is deferred. Then growth goes through the policy and the gate again.
+   */
+  holdGrowth(forName: string): () => void {
+    const token = ++this.holdSeq;
+    this.growthHolds.set(token, forName);
+    this.requestPass();
+    return () => {
+      if (!this.growthHolds.delete(token)) return;
+      this.holdsSeen.delete(token);
+      this.requestPass();
+    };
   }
 
   // ---- views -------------------------------------------------------------------------------
@@ -303,7 +325,7 @@ export class Manager extends EventEmitter {
 
     const reservations = this.reservationsOf();
     for (const id of this.reservationSeen.keys()) if (!reservations.some((r) => r.id === id)) this.reservationSeen.delete(id);
-    await this.holdGrowersOnNewReservation(byId);
+    await this.holdGrowers(byId);
 
     const snapshot = buildSnapshot(facts, this.knowledge(), (name) => this.config.vms[name] ?? null, reservations, now);
     const result = this.decideFn(snapshot, this.config.policy);
@@ -329,6 +351,7 @@ export class Manager extends EventEmitter {
       promisedKib: (ids) => this.promisedKib(ids),
       targetKib: (domid) => this.doms.get(domid)?.targetKib ?? null,
       reservedKib: () => this.reservationsOf().reduce((sum, r) => sum + r.kib, 0),
+      growthHeld: () => (this.growthHolds.size > 0 ? `held while a start of ${[...new Set(this.growthHolds.values())].join(', ')} is admitted` : null),
       onPoll: (f) => this.onWaitPoll(f),
       onApplied: (a) => this.recordApplied(a),
     }, {
@@ -549,7 +572,7 @@ export class Manager extends EventEmitter {
    */
   private async onWaitPoll(facts: HostFacts): Promise<void> {
     const byId = new Map(facts.domains.map((d) => [d.domid, d]));
-    await this.holdGrowersOnNewReservation(byId);
+    await this.holdGrowers(byId);
     const snap = this.snapshot;
     if (snap) {
       this.snapshot = {
@@ -567,28 +590,32 @@ export class Manager extends EventEmitter {
   }
 
   /**
-   * qmemman's inhibit_balloon_up (anchors §1.6): when a reservation appears, VMs still growing
-   * toward a target set before it are held at what they have (target and ceiling), so their
-   * balloons cannot take memory donors free for the start. Growth they still need goes through
-   * the policy and the applier's gate again, which counts the reservation. Runs at the start of
-   * a pass and at every poll of the free-before-allocate wait.
+   * qmemman's inhibit_balloon_up (anchors §1.6): while a start is being admitted (holdGrowth)
+   * and when a reservation appears, VMs still growing toward a target set before are held at
+   * what they have (target and ceiling), so their balloons cannot take the free memory the
+   * start is planned on or what donors free for it. Growth they still need goes through the
+   * policy and the applier's gate again, which count the reservation. Runs at the start of a
+   * pass and at every poll of the free-before-allocate wait. Only targets above the allocation
+   * are lowered, to the allocation: nobody gives memory back, nobody goes below a floor.
    */
-  private async holdGrowersOnNewReservation(byId: Map<number, DomainFacts>): Promise<void> {
+  private async holdGrowers(byId: Map<number, DomainFacts>): Promise<void> {
     const now = this.clock.now();
     const fresh = this.reservationsOf().filter((r) => !this.reservationSeen.has(r.id));
-    if (fresh.length === 0) return;
     for (const r of fresh) this.reservationSeen.set(r.id, now);
-    const tol = this.svc.targetToleranceKib;
+    for (const token of this.growthHolds.keys()) this.holdsSeen.add(token);
+    const starting = [...new Set([...this.growthHolds.values(), ...fresh.map((r) => r.forName)])];
+    if (starting.length === 0) return;
+    // "About" its allocation: within 1 MiB is xl's rounding, not growth.
     const growers = [...this.doms.values()].filter((rec) => {
       const f = byId.get(rec.domid);
       return f && !f.paused && !f.dying && rec.ownTarget && rec.targetKib !== null
-        && this.config.vms[rec.name]?.pinKib === undefined && f.actualKib + tol < rec.targetKib;
+        && this.config.vms[rec.name]?.pinKib === undefined && f.actualKib + MAXMEM_SLACK_KIB < rec.targetKib;
     });
     await Promise.all(growers.map(async (rec) => {
       const f = byId.get(rec.domid)!;
       const toKib = Math.round(f.actualKib);
       const maxmemKib = this.svc.lowerMaxmemOnShrink && f.maxmemKib > toKib + MAXMEM_SLACK_KIB ? toKib + MAXMEM_SLACK_KIB : null;
-      const reason = `held at its allocation: memory is being freed for ${fresh.map((r) => r.forName).join(', ')}`;
+      const reason = `held at its allocation: memory is being freed for ${starting.join(', ')}`;
       try {
         // Target first, then the ceiling (libxl refuses a ceiling below memory/target).
         await this.xs.write(keys(rec.domid).target, String(toKib));
@@ -602,7 +629,7 @@ export class Manager extends EventEmitter {
       }
     }));
     if (growers.length > 0) {
-      this.log.info({ reservations: fresh.map((r) => r.forName), held: growers.map((r) => r.name) }, 'VMs still growing held at their allocation for a VM start');
+      this.log.info({ reservations: starting, held: growers.map((r) => r.name) }, 'VMs still growing held at their allocation for a VM start');
     }
   }
 

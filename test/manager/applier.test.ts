@@ -55,6 +55,27 @@ describe('applier: room for growth', () => {
     expect(grown).toEqual([1036 * MiB]);
   });
 
+  it('while growth is held (a VM start being admitted) every grow is deferred at once, without waiting', async () => {
+    const { host, xs, clock, grow } = setup(500);
+    let held: string | null = 'held while a start of new is admitted';
+    const r = await drive(clock, applyPlan(grow, await host.facts(), {
+      xs, host, clock, promisedKib: () => 0, onApplied: () => {}, growthHeld: () => held,
+    }, { reserveKib: 64 * MiB, waitMaxMs: 1000, waitPollMs: 100 }));
+    expect(r.applied.map((a) => a.phase)).toEqual(['shrink']);
+    expect(r.deferred).toEqual([{ domid: 2, name: 'grower', why: 'held while a start of new is admitted' }]);
+    expect(host.calls.filter((c) => c.op === 'facts')).toHaveLength(1); // ours: no wait polled
+    // A hold that starts during the wait ends it at the next poll.
+    held = null;
+    const during = setup(0);
+    during.clock.setTimer(250, () => { held = 'held while a start of new is admitted'; });
+    const r2 = await drive(during.clock, applyPlan(during.grow, await during.host.facts(), {
+      xs: during.xs, host: during.host, clock: during.clock, promisedKib: () => 0, onApplied: () => {}, growthHeld: () => held,
+    }, { reserveKib: 64 * MiB, waitMaxMs: 1000, waitPollMs: 100 }));
+    expect(r2.deferred.map((d) => d.why)).toEqual(['held while a start of new is admitted']);
+    expect(during.host.calls.filter((c) => c.op === 'facts')).toHaveLength(1 + 3); // polls at 100, 200, 300 ms, not 10
+
+  });
+
   it('a reservation made during the wait counts from the next poll on', async () => {
     const { host, xs, clock, grow } = setup(300);
     let reserved = 0;
