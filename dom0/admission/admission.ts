@@ -2,7 +2,7 @@ import type { Clock } from '../../src/clock.js';
 import type { HostSnapshot, VmDecision } from '../../src/policy/types.js';
 import type { ReservationBook, LiveReservation } from './book.js';
 import { Mutex } from './mutex.js';
-import { planAdmission, type AdmissionPlan, type Donor, type Refusal } from './plan.js';
+import { growingKib, planAdmission, type AdmissionPlan, type Donor, type Refusal } from './plan.js';
 import { QMEMMAN_RATE, type RateRule } from './rate.js';
 import { waitForFree } from './squeeze.js';
 import { fmtSize, planSentence, refusalSentence } from './words.js';
@@ -20,6 +20,11 @@ export interface ManagerPort {
   requestPass(): void;
   /** Flags a VM stuck now (excluded until it moves), ahead of the manager's own timeout. */
   markStuck?(domid: number, why: string): void;
+  /**
+   * qmemman's lock on arrival: until the returned function is called, no VM grows (those
+   * growing are held at their allocation), so the memory a start is planned on stays free.
+   */
+  holdGrowth?(forName: string): () => void;
 }
 
 export interface AdmissionLogger {
@@ -111,11 +116,27 @@ export class Admission {
     }
   }
 
-  /** The body of `reserve` for a caller that already holds `mutex` (qmemman.sock keeps it). */
+  /**
+   * The body of `reserve` for a caller that already holds `mutex` (qmemman.sock keeps it).
+   * From its turn until it is answered, growth is held (VMs growing are stopped where they
+   * are): grows decided before the request would otherwise take the free memory it is planned
+   * on and the memory donors free. Once it is answered, the reservation itself (which the
+   * policy and the applier's gate count as used) protects the memory, and growth beyond it
+   * goes on as usual.
+   */
   async reserveLocked(req: ReserveRequest): Promise<Decision> {
+    if (req.cancelled?.()) return this.refuse(req, 'cancelled', 'cancelled: the client went away before its turn');
+    const unhold = this.manager.holdGrowth?.(req.forName) ?? (() => {});
+    try {
+      return await this.admit(req);
+    } finally {
+      unhold();
+    }
+  }
+
+  private async admit(req: ReserveRequest): Promise<Decision> {
     const { clock } = this.o;
     const kib = Math.ceil(req.kib);
-    if (req.cancelled?.()) return this.refuse(req, 'cancelled', 'cancelled: the client went away before its turn');
     // Plan on facts read after the request arrived: a VM started behind xmem's back since the
     // last pass must not make a stale "fits now" true.
     const snap = await this.fresh(clock.now());
@@ -133,7 +154,8 @@ export class Admission {
     const result = await waitForFree(
       { clock, snapshot: () => this.manager.lastSnapshot(), requestPass: () => this.manager.requestPass() },
       {
-        freeKib: () => kib + this.o.marginKib + this.owedByOthers(r.id),
+        // Growth still in flight (a VM the hold could not stop) will take free memory too.
+        freeKib: () => kib + this.o.marginKib + this.owedByOthers(r.id) + this.growing(),
         donors: plan.kind === 'squeeze' ? plan.donors.filter((d) => d.giveKib > 0) : [],
         rule: this.o.rule,
         pollMs: this.o.pollMs,
@@ -207,6 +229,11 @@ export class Admission {
     for (const d of stalled) markStuck(d.domid, `stopped giving memory back while freeing memory for ${forName}`);
     this.o.logger?.info({ vm: forName, stalled: stalled.map((d) => d.name), shortKib, spareKib: spare }, 'squeeze re-planned without stalled donors');
     return true;
+  }
+
+  private growing(): number {
+    const snap = this.manager.lastSnapshot();
+    return snap ? growingKib(snap) : 0;
   }
 
   private owedByOthers(id: string): number {

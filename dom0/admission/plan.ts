@@ -3,8 +3,9 @@ import type { HostSnapshot, Reservation, VmDecision, VmSnapshot } from '../../sr
 /**
  * The admission planner (pure): can `neededKib` more be handed to a VM about to start?
  *
- * Memory that can be handed out right now is Xen free memory minus the reserve Xen keeps and
- * minus live reservations not yet taken by their VM. Beyond that only the surplus above each
+ * Memory that can be handed out right now is Xen free memory minus the reserve Xen keeps, minus
+ * live reservations not yet taken by their VM, and minus growth still in flight (targets above
+ * allocations: those balloons are taking free memory as we look). Beyond that only the surplus above each
  * VM's floor can be reclaimed (qmemman's balloon(): never below prefmem). When even that is not
  * enough the request is refused at once with everything a user needs to act: what is missing,
  * what each VM could give, and the fewest VMs whose shutdown would make the start fit.
@@ -14,7 +15,8 @@ export interface AdmissionInput {
   snapshot: HostSnapshot;
   /** The policy's last decisions (floors); a VM without one is never squeezed. */
   decisions: readonly VmDecision[];
-  /** Xen free memory now (KiB); defaults to the snapshot's. */
+  /** Xen free memory now (KiB); defaults to the snapshot's. Growth still in flight in the
+   *  snapshot (`growingKib`) is subtracted from it either way. */
   freeKib?: number;
   /** Live reservations other than this request (KiB still owed to each). */
   reservations: readonly Reservation[];
@@ -45,7 +47,8 @@ export interface ShutdownCandidate {
 
 export interface Refusal {
   neededKib: number;
-  /** Free memory that could be handed out now (after the reserve and other reservations). */
+  /** Free memory that could be handed out now (after the reserve, other reservations and
+   *  growth in flight). */
   availableKib: number;
   /** Σ surplus above floors of the VMs that can be squeezed. */
   reclaimableKib: number;
@@ -68,9 +71,28 @@ function squeezable(vm: VmSnapshot, d: VmDecision | undefined): d is VmDecision 
   return d !== undefined && d.managed && !vm.paused && !vm.dying && !vm.stuck;
 }
 
+/** A balloon this close below its target has arrived (xl list rounds to MiB). */
+const GROWING_SLACK_KIB = 1024;
+
+/**
+ * Growth in flight: what balloons below their targets will still take from Xen free memory
+ * (up to their ceiling), so free memory that is not free for a VM start. The manager holds
+ * growers at their allocation while a start is admitted; this counts what it could not hold
+ * (paused or pinned VMs, targets written by someone else, a grow racing the hold).
+ */
+export function growingKib(snapshot: HostSnapshot): number {
+  let sum = 0;
+  for (const vm of snapshot.vms) {
+    if (vm.dying || vm.targetKib === null) continue;
+    const gap = Math.min(vm.targetKib, vm.maxmemKib) - vm.actualKib;
+    if (gap > GROWING_SLACK_KIB) sum += gap;
+  }
+  return sum;
+}
+
 export function planAdmission(input: AdmissionInput): AdmissionPlan {
   const neededKib = Math.max(0, Math.ceil(input.neededKib));
-  const freeKib = input.freeKib ?? input.snapshot.freeKib;
+  const freeKib = (input.freeKib ?? input.snapshot.freeKib) - growingKib(input.snapshot);
   const reservedKib = input.reservations.reduce((s, r) => s + Math.max(0, r.kib), 0);
   const availableKib = Math.max(0, freeKib - input.reserveKib - reservedKib);
   if (availableKib >= neededKib) return { kind: 'fits-now', neededKib, availableKib };

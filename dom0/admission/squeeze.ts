@@ -22,7 +22,8 @@ export interface SqueezeDeps {
 }
 
 export interface SqueezeGoal {
-  /** Success once Xen free memory ≥ this (request + margin + what other reservations still hold). */
+  /** Success once Xen free memory ≥ this (request + margin + what other reservations still hold
+   *  + growth still in flight). */
   freeKib: () => number;
   donors: readonly Donor[];
   rule: RateRule;

@@ -96,6 +96,22 @@ describe('admission (fake manager, virtual clock)', () => {
     expect(book.list()).toEqual([]);
   });
 
+  it('growth is held from a request\'s turn until it is answered: before its reservation is booked, released on a refusal too', async () => {
+    const { admission, book, manager } = rig([{ ...work, kibPerPass: 256 * MiB }, personal], 64 * MiB);
+    book.on('change', () => manager.holdLog.push(`book ${book.list().map((r) => `${r.forName}:${r.state}`).join(',')}`));
+    const d = await admission.reserve({ forName: 'new', kib: 1 * GiB });
+    if (!d.ok) throw new Error(d.message);
+    expect(manager.holdLog).toEqual(['hold new', 'book new:squeezing', 'book new:held', 'release new']);
+    manager.holdLog.length = 0;
+    const big = await admission.reserve({ forName: 'big', kib: 8 * GiB });
+    expect(big.ok).toBe(false);
+    expect(manager.holdLog).toEqual(['hold big', 'book new:held', 'release big']); // the refusal's record
+    manager.holdLog.length = 0;
+    const gone = await admission.reserve({ forName: 'gone', kib: 1 * GiB, cancelled: () => true });
+    expect(gone.ok).toBe(false);
+    expect(manager.holdLog).toEqual([]); // never had its turn
+  });
+
   it('two concurrent requests are serialized: the second sees the first reservation', async () => {
     const { admission, book } = rig([{ ...work, kibPerPass: 512 * MiB }], 2 * GiB);
     const [a, b] = await Promise.all([

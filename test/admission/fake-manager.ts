@@ -27,6 +27,14 @@ export class FakeManager implements ManagerPort {
     this.snapshot = this.build();
   }
 
+  /** holdGrowth and its release, in order ("hold new", "release new"); tests may add their own. */
+  readonly holdLog: string[] = [];
+
+  holdGrowth(forName: string): () => void {
+    this.holdLog.push(`hold ${forName}`);
+    return () => this.holdLog.push(`release ${forName}`);
+  }
+
   lastSnapshot(): HostSnapshot | null {
     return this.snapshot;
   }

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { peerSkipReason, startXenstored, type PeerDaemon } from '../peer/daemon.js';
 import { AdmissionConnection } from '../../dom0/admission/client.js';
-import { ReserveReplySchema, type ReserveReply } from '../../dom0/admission/protocol.js';
+import { ReleaseReplySchema, ReserveReplySchema, type ReserveReply } from '../../dom0/admission/protocol.js';
 import { keys } from '../../dom0/manager/keys.js';
 import { makeAdmitRig, type AdmitDomain, type AdmitRig } from './rig.js';
 import { createDomainNodes } from '../manager/rig.js';
@@ -140,6 +140,59 @@ describe.skipIf(skip !== null)('admission on the real C xenstored with the real 
     expect(rig.book.list().map((x) => [x.forName, x.state])).toEqual([['a', 'held'], ['b', 'held']]);
     await new Promise((res) => setTimeout(res, 300));
     expect(rig.host.freeKib()).toBeGreaterThanOrEqual(4 * GiB);
+  });
+
+  // Once failed (scarcity-storm, 3 breaches): VMs still growing toward targets raised before a
+  // start request were held only by the pass that saw the booked reservation, so until then
+  // their balloons took the free memory the start was planned on. qmemman locks on arrival.
+  it('a start request holds VMs still growing at their allocation before it plans or squeezes; they grow again once it is released', async () => {
+    const doms: AdmitDomain[] = [
+      ...host16().slice(0, 2),
+      // Its balloon crawls (8 MiB per look): the target the policy raises stays ahead for seconds.
+      { domid: 2, name: 'grower', actualKib: 2 * GiB, maxmemKib: 2 * GiB + 1024, staticMaxKib: 8 * GiB, usedKib: 1536 * MiB, balloon: rate(8 * MiB) },
+    ];
+    rig = await makeAdmitRig({ xenstoredSocket: daemon.socketPath, totalKib: 16 * GiB, domains: doms });
+    const grower = () => rig!.host.domain(2)!;
+    await rig.waitFor(() => grower().actualKib > 2 * GiB + 16 * MiB && (grower().targetKib ?? 0) > grower().actualKib + 512 * MiB, 'the grower to be growing');
+    const events: ({ at: 'target'; domid: number; kib: number; actualKib: number } | { at: 'request' | 'booked' | 'answered' })[] = [];
+    const observe = rig.host.observeTarget.bind(rig.host);
+    rig.host.observeTarget = (domid, kib) => {
+      events.push({ at: 'target', domid, kib, actualKib: rig!.host.domain(domid)?.actualKib ?? 0 });
+      observe(domid, kib);
+    };
+    rig.book.on('change', () => {
+      if (rig!.book.list().length > 0 && !events.some((e) => e.at === 'booked')) events.push({ at: 'booked' });
+    });
+
+    // 1 GiB more than is free now (what the grower has yet to take included): a squeeze.
+    const needKib = rig.host.freeKib() - 64 * MiB + 1 * GiB;
+    events.push({ at: 'request' });
+    const r = await reserve(rig, { bytes: needKib * 1024, for: 'new' });
+    events.push({ at: 'answered' });
+    if (!r.ok) throw new Error(r.message);
+    expect(r.how).toBe('squeezed');
+    expect(rig.host.freeKib()).toBeGreaterThanOrEqual(needKib + 25 * MiB);
+
+    const booked = events.findIndex((e) => e.at === 'booked');
+    const answered = events.findIndex((e) => e.at === 'answered');
+    const writes = (from: number, to: number) => events.slice(from, to).flatMap((e) => (e.at === 'target' ? [e] : []));
+    // Before the reservation was even booked (so before any squeeze), the grower was held at
+    // what it had: its target written down to its allocation.
+    expect(booked).toBeGreaterThan(0);
+    expect(writes(0, booked).some((w) => w.domid === 2 && w.kib <= w.actualKib + 1024)).toBe(true);
+    // From the request to the answer, no target was raised above an allocation: nothing grew.
+    expect(writes(0, answered).filter((w) => w.kib > w.actualKib + 1024)).toEqual([]);
+    expect(rig.logs.some((l) => l.msg === 'VMs still growing held at their allocation for a VM start' && (l.held as string[]).includes('grower'))).toBe(true);
+
+    // Once the reservation is gone, growth is balanced normally again.
+    const heldAt = grower().actualKib;
+    const c = await AdmissionConnection.connect(rig.admissionSocket);
+    try {
+      expect((await c.request({ op: 'release', id: r.id }, ReleaseReplySchema)).ok).toBe(true);
+    } finally {
+      c.close();
+    }
+    await rig.waitFor(() => grower().actualKib > heldAt + 64 * MiB, 'the grower to grow again');
   });
 
   it('a client killed mid-reservation (xmem reserve --hold, SIGKILL) releases it', async () => {

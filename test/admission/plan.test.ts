@@ -27,6 +27,18 @@ describe('planAdmission: examples', () => {
     expect(p.shortfallKib).toBe(64 * MiB);
   });
 
+  it('growth still in flight is not free: a balloon below its target will take it', () => {
+    const { snapshot, decisions } = world([work, personal], 1 * GiB + 64 * MiB);
+    // personal's target is 300 MiB above what it has (its ceiling allows 200 MiB of that).
+    const growing = { ...snapshot, vms: snapshot.vms.map((v) => (v.name === 'personal' ? { ...v, targetKib: v.actualKib + 300 * MiB, maxmemKib: v.actualKib + 200 * MiB } : v)) };
+    const p = planAdmission({ snapshot: growing, decisions, reservations: [], reserveKib: 64 * MiB, neededKib: 1 * GiB });
+    expect(p.kind).toBe('squeeze');
+    if (p.kind === 'squeeze') expect(p.availableKib).toBe(1 * GiB - 200 * MiB);
+    // xl's MiB rounding (up to 1 MiB below a target) is not growth.
+    const rounding = { ...snapshot, vms: snapshot.vms.map((v) => ({ ...v, targetKib: v.actualKib + 1000 })) };
+    expect(planAdmission({ snapshot: rounding, decisions, reservations: [], reserveKib: 64 * MiB, neededKib: 1 * GiB }).kind).toBe('fits-now');
+  });
+
   it('squeezes in proportion to the surplus above floors', () => {
     // work has 3 GiB surplus, personal 512 MiB, sys-net none: 6:1.
     const q = planAdmission(input([work, personal, sysNet], 64 * MiB, 7 * 256 * MiB));
