@@ -3,7 +3,12 @@
  * domains on a scripted host (Xen's hypercalls are the only thing not real). One sample: a
  * guest report that asks for more memory is written; the clock stops when a watch on that
  * VM's memory/target (on a third, independent connection) sees the manager's write.
- * Called by POLICY's bench/policy.ts; `_` keeps it out of the bench list.
+ *
+ * The peer measured in the same run is a bare reactor: on the same xenstored, with the same
+ * client library, it watches a report key, reads it, parses the JSON and writes a target —
+ * the least any balancer must do (one watch event, one read, one write). Its samples alternate
+ * with the manager's, so both see the same machine; what the manager adds is the policy pass.
+ * Called by bench/policy.ts; `_` keeps it out of the bench list.
  */
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
@@ -11,12 +16,13 @@ import pino from 'pino';
 import { startXenstored } from '../test/peer/daemon.js';
 import { realClock } from '../src/clock.js';
 import { connectXenstore } from '../src/xenstore/client.js';
-import type { XenstoreClient } from '../src/xenstore/types.js';
+import type { WatchEvent, XenstoreClient } from '../src/xenstore/types.js';
 import { encodeGuestReport, type GuestReport } from '../src/schemas/report.js';
 import { parseConfig } from '../dom0/config.js';
 import { ScriptedHost, followTargetWrites, type ScriptedDomain } from '../dom0/host/scripted-host.js';
 import { Manager, type PassReport } from '../dom0/manager/manager.js';
 import { keys } from '../dom0/manager/keys.js';
+import { startStateServer, type StateServer } from '../dom0/state/server.js';
 
 const MiB = 1024;
 const GiB = 1024 * 1024;
@@ -24,6 +30,11 @@ const GiB = 1024 * 1024;
 export interface ReactOptions {
   /** Samples to take (default 200: two per VM at N = 100). */
   samples?: number;
+  /** Samples taken first and not counted (default 40): the first report parse compiles zod's
+   *  fast path and V8 optimizes the pass; a manager runs for months, so steady state counts. */
+  warmup?: number;
+  /** Attach the state server (xmem top's stream and /metrics) as `xmem run` does (default true). */
+  stateServer?: boolean;
   /** The manager's minimum pass interval; samples are spaced beyond it so none waits on it. */
   minPassIntervalMs?: number;
 }
@@ -36,6 +47,24 @@ function agentReport(seq: number, commitKib: number): GuestReport {
     mlock: 0, swtot: 0, swfree: 0, commit: commitKib, bcur: total, btgt: total,
     psi: { s10: 0, s60: 0, s300: 0, stot: 0, f10: 0, f60: 0, f300: 0, ftot: 0 }, rfa: 0, rff: 0, swin: 0, swout: 0,
   };
+}
+
+/** Where the bare reactor works: a subtree no manager watches. */
+const BARE = '/bench/bare';
+
+/** The peer: watch → read → JSON.parse → write, on its own connection, nothing else. */
+async function startBareReactor(socketPath: string): Promise<{ close(): Promise<void> }> {
+  const xs = await connectXenstore({ path: socketPath });
+  const re = /^\/bench\/bare\/(\d+)\/report$/;
+  await xs.watch(BARE, ({ path: p }) => {
+    const m = re.exec(p);
+    if (!m) return;
+    void xs.read(p).then((raw) => {
+      const r = JSON.parse(raw) as { commit: number };
+      return xs.write(`${BARE}/${m[1]}/target`, String(r.commit));
+    }).catch(() => {});
+  });
+  return { close: () => xs.close() };
 }
 
 function quantile(sorted: number[], q: number): number {
@@ -54,6 +83,9 @@ async function setupDomains(xs: XenstoreClient, doms: ScriptedDomain[]): Promise
 export interface ReactResult {
   p50Ms: number;
   p99Ms: number;
+  /** The bare reactor's latency over the same daemon, samples interleaved with the manager's. */
+  bareP50Ms: number;
+  bareP99Ms: number;
   /** The manager's own pass time over the same samples (watch delivery and scheduling excluded):
    *  tells the code's cost from a loaded machine's stalls. */
   passP50Ms: number;
@@ -64,12 +96,15 @@ export interface ReactResult {
 
 export async function measureReactLatency(n: number, opts: ReactOptions = {}): Promise<ReactResult> {
   const samples = opts.samples ?? 200;
+  const warmup = opts.warmup ?? 40;
   const minPassIntervalMs = opts.minPassIntervalMs ?? 100;
   const daemon = await startXenstored({ impl: 'c' });
   const tools = await connectXenstore({ path: daemon.socketPath });
   const watcher = await connectXenstore({ path: daemon.socketPath });
   const managerXs = await connectXenstore({ path: daemon.socketPath });
   let manager: Manager | null = null;
+  let bare: { close(): Promise<void> } | null = null;
+  let stateServer: StateServer | null = null;
   try {
     const doms: ScriptedDomain[] = [{ domid: 0, name: 'Domain-0', actualKib: 4 * GiB, maxmemKib: 4 * GiB + 1024 }];
     for (let i = 1; i <= n; i++) doms.push({ domid: i, name: `vm${i}`, actualKib: 1 * GiB, maxmemKib: 1 * GiB + 1024 });
@@ -93,6 +128,7 @@ export async function measureReactLatency(n: number, opts: ReactOptions = {}): P
       if (measuring && p.changes.length > 0) passMs.push(p.durationMs);
     });
     await manager.start();
+    if (opts.stateServer ?? true) stateServer = await startStateServer(manager, { socketPath: `${daemon.socketPath}.state` });
     // Let discovery and the initial passes settle.
     for (let quiet = 0, last = -1; quiet < 3; ) {
       await new Promise((r) => setTimeout(r, minPassIntervalMs + 50));
@@ -100,42 +136,59 @@ export async function measureReactLatency(n: number, opts: ReactOptions = {}): P
       last = passes;
     }
 
-    // One watch per VM target on an independent connection; resolvers keyed by domid.
-    const waiting = new Map<number, (t: number) => void>();
-    await Promise.all(doms.slice(1).map((d) => watcher.watch(keys(d.domid).target, () => {
+    // One watch per VM target on an independent connection; resolvers keyed by path.
+    const waiting = new Map<string, (t: number) => void>();
+    const onTarget = (ev: WatchEvent) => {
       const t = performance.now();
-      const resolve = waiting.get(d.domid);
+      const resolve = waiting.get(ev.path);
       if (resolve) {
-        waiting.delete(d.domid);
+        waiting.delete(ev.path);
         resolve(t);
       }
-    })));
+    };
+    await Promise.all(doms.slice(1).map((d) => watcher.watch(keys(d.domid).target, onTarget)));
+    await watcher.watch(BARE, onTarget);
+    bare = await startBareReactor(daemon.socketPath);
     await new Promise((r) => setTimeout(r, 100)); // drain the initial watch events
 
-    measuring = true;
     const commit = new Map<number, number>();
     const lat: number[] = [];
-    for (let i = 0; i < samples; i++) {
+    const bareLat: number[] = [];
+    const sample = async (reportPath: string, targetPath: string, value: string, what: string): Promise<number> => {
+      const seen = new Promise<number>((resolve, reject) => {
+        waiting.set(targetPath, resolve);
+        setTimeout(() => reject(new Error(`${what}: no target written within 5 s`)), 5000).unref();
+      });
+      const t0 = performance.now();
+      await tools.write(reportPath, value);
+      const ms = (await seen) - t0;
+      await new Promise((r) => setTimeout(r, minPassIntervalMs + 5));
+      return ms;
+    };
+    for (let i = 0; i < warmup + samples; i++) {
+      measuring = i >= warmup;
       const domid = 1 + (i % n);
       const c = (commit.get(domid) ?? 1 * GiB) + 512 * MiB;
       commit.set(domid, c);
-      const seen = new Promise<number>((resolve, reject) => {
-        waiting.set(domid, resolve);
-        setTimeout(() => reject(new Error(`vm${domid}: no target written within 5 s (sample ${i})`)), 5000).unref();
-      });
-      const t0 = performance.now();
-      await tools.write(keys(domid).report, encodeGuestReport(agentReport(i + 1, c)));
-      lat.push((await seen) - t0);
-      await new Promise((r) => setTimeout(r, minPassIntervalMs + 5));
+      const report = encodeGuestReport(agentReport(i + 1, c));
+      const ms = await sample(keys(domid).report, keys(domid).target, report, `vm${domid} (sample ${i})`);
+      const bareMs = await sample(`${BARE}/${domid}/report`, `${BARE}/${domid}/target`, report, `bare reactor (sample ${i})`);
+      if (measuring) {
+        lat.push(ms);
+        bareLat.push(bareMs);
+      }
     }
-    lat.sort((a, b) => a - b);
-    passMs.sort((a, b) => a - b);
+    measuring = false;
+    for (const xs of [lat, bareLat, passMs]) xs.sort((a, b) => a - b);
     return {
       p50Ms: quantile(lat, 0.5), p99Ms: quantile(lat, 0.99),
+      bareP50Ms: quantile(bareLat, 0.5), bareP99Ms: quantile(bareLat, 0.99),
       passP50Ms: quantile(passMs, 0.5), passP99Ms: quantile(passMs, 0.99),
       load1: os.loadavg()[0]!,
     };
   } finally {
+    await bare?.close();
+    await stateServer?.close();
     await manager?.stop();
     for (const c of [managerXs, watcher, tools]) await c.close().catch(() => {});
     await daemon.stop();

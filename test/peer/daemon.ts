@@ -41,7 +41,8 @@ export interface PeerDaemon {
   restart(opts?: { signal?: 'SIGTERM' | 'SIGKILL' }): Promise<void>;
 }
 
-const here = path.dirname(fileURLToPath(import.meta.url));
+// XMEM_PEER_DIR: where install.sh is, for a bundled copy of this file (bench/_react-main.ts).
+const here = process.env.XMEM_PEER_DIR ?? path.dirname(fileURLToPath(import.meta.url));
 let installed: { cache: string } | { error: string } | null = null;
 
 /** Installs (once per process) and returns the cache dir, or the reason it is unavailable. */
