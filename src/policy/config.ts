@@ -79,6 +79,11 @@ export const ShrinkSchema = z.strictObject({
   stepFraction: fraction.default(0.1),
   /** …or this much, whichever is larger. */
   stepMin: SizeSchema.default(64 * MIB),
+  /** No shrink step while the VM's ideal rose by `riseMin` or more within this long (ms): its
+   *  working set is growing, and a step taken now would be given back (the lab saw a VM cut
+   *  by 555 MiB while a workload raised its floor by 184 MiB). */
+  riseHoldMs: ms(3_600_000).default(5_000),
+  riseMin: SizeSchema.default(4 * MIB),
 });
 
 export const ProbeSchema = z.strictObject({

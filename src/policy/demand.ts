@@ -12,7 +12,8 @@ import { clamp, fmt } from './common.js';
  * - Pressure (senpai backoff): want = max(ideal, what it has) + max(growMin, base ×
  *   min(growMaxFraction, (err / coeffBackoff)²)), up to the ceiling.
  * - Shrink is moderated: not within holdMs of pressure, not while PSI has not decayed (until
- *   decayMaxMs), at most one step (max(stepMin, stepFraction × demand)) per intervalMs.
+ *   decayMaxMs), not within riseHoldMs of a rise of the ideal (a growing working set), at most
+ *   one step (max(stepMin, stepFraction × demand)) per intervalMs.
  * - Probing (senpai): while PSI stays calm, calmForMs after the last pressure, the goal drops
  *   below the ideal by `fraction` of the demand per intervalMs, down to the floor; pressure
  *   gives it all back.
@@ -37,6 +38,16 @@ export function demand(vm: VmSnapshot, est: Estimate, pr: PressureReading, cfg: 
   const prev = clamp(h.wantKib ?? vm.actualKib, floor, ceiling);
   let want: number;
   let note = '';
+  // A rise is measured from a reference that follows every fall, so a slow climb (a few MiB
+  // per report) registers once it adds up to riseMin.
+  let refIdeal = h.lastIdealKib ?? ideal;
+  let lastRise = h.lastRiseMs ?? null;
+  if (ideal >= refIdeal + cfg.shrink.riseMin) {
+    lastRise = nowMs;
+    refIdeal = ideal;
+  } else if (ideal < refIdeal) {
+    refIdeal = ideal;
+  }
 
   if (pr.pressured) {
     const base = Math.max(vm.actualKib, prev);
@@ -69,6 +80,9 @@ export function demand(vm: VmSnapshot, est: Estimate, pr: PressureReading, cfg: 
     } else if (!pr.calm && sincePressure < cfg.pressure.decayMaxMs) {
       want = prev;
       note = `holding ${fmt(prev)} until PSI decays (avg10 ${pr.avg10.toFixed(2)}%, avg60 ${pr.avg60.toFixed(2)}%)`;
+    } else if (lastRise !== null && nowMs - lastRise < cfg.shrink.riseHoldMs) {
+      want = prev;
+      note = `holding ${fmt(prev)}: its ideal rose ${Math.round((nowMs - lastRise) / 1000)} s ago (working set growing)`;
     } else if (lastShrink !== null && nowMs - lastShrink < cfg.shrink.intervalMs) {
       want = prev;
       note = `shrink toward ${fmt(goal)} rate-limited`;
@@ -93,6 +107,8 @@ export function demand(vm: VmSnapshot, est: Estimate, pr: PressureReading, cfg: 
       wantKib: want,
       probeKib: probe,
       lastProbeMs: lastProbe,
+      lastIdealKib: refIdeal,
+      lastRiseMs: lastRise,
     },
   };
 }

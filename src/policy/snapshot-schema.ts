@@ -40,6 +40,8 @@ export const VmHistorySchema = z.strictObject({
   wantKib: kib.nullable().optional(),
   probeKib: kib.optional(),
   lastProbeMs: msTime.nullable().optional(),
+  lastIdealKib: kib.nullable().optional(),
+  lastRiseMs: msTime.nullable().optional(),
 });
 
 export const VmSnapshotSchema = z

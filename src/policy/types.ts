@@ -39,6 +39,10 @@ export interface VmHistory {
   probeKib?: number;
   /** xmem policy: when the last probe step was taken. */
   lastProbeMs?: number | null;
+  /** xmem policy: the ideal a rise is measured from (follows every fall at once), KiB. */
+  lastIdealKib?: number | null;
+  /** xmem policy: when the ideal last rose by shrink.riseMin or more (no shrink step soon after). */
+  lastRiseMs?: number | null;
 }
 
 export const EMPTY_HISTORY: VmHistory = {

@@ -32,7 +32,7 @@ describe('policy config', () => {
     const c = PolicyConfigSchema.parse({ pressure: { growMin: '32M' }, shrink: { intervalMs: 5000 } });
     expect(c.pressure.growMin).toBe(32 * M);
     expect(c.pressure.stallUs).toBe(10_000);
-    expect(c.shrink).toEqual({ intervalMs: 5000, stepFraction: 0.1, stepMin: 64 * M });
+    expect(c.shrink).toEqual({ intervalMs: 5000, stepFraction: 0.1, stepMin: 64 * M, riseHoldMs: 5000, riseMin: 4 * M });
   });
 
   it.each([

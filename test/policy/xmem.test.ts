@@ -280,6 +280,38 @@ describe('xmem policy: pressure, moderation, probing, hysteresis', () => {
     for (let i = 2; i < seen.length; i++) expect(seen[i - 2]! > seen[i - 1]! && seen[i - 1]! > seen[i]!).toBe(false);
   });
 
+  it('no shrink step while the ideal climbs (a workload filling the VM), nor within riseHoldMs after', () => {
+    // Lab: a guest with slack was cut 1041 → 486 MiB while a hog raised its floor 294 → 478 MiB.
+    const c = cfg({ surplus: 'free', hysteresis: { total: 0 }, probe: { enabled: false } });
+    const climbing = (nowMs: number, commit: number, history: typeof EMPTY_HISTORY) =>
+      host([vm(1, { actualKib: 3 * G, staticMaxKib: 6 * G, signal: xmemSignal({ allocation: 3 * G, commit, unrec: 500 * M, psi: psi() }), history })], { nowMs, freeKib: 16 * G });
+    let h = decide(climbing(0, 1 * G, EMPTY_HISTORY), c).history[1]!;
+    // 3 MiB per pass: each step is below riseMin (4 MiB), the climb adds up and is seen.
+    // The first pass (no rise seen yet) takes one shrink step; from the rise on, none.
+    let commit = 1 * G;
+    let held = 0;
+    for (let t = 1000; t <= 20_000; t += 1000) {
+      commit += 3 * M;
+      const r = decide(climbing(t, commit, h), c);
+      h = r.history[1]!;
+      if (t === 2000) held = r.decisions[0]!.targetKib;
+      if (t >= 2000) {
+        expect(r.decisions[0]!.targetKib).toBe(held);
+        expect(r.decisions[0]!.reason).toMatch(/ideal rose \d+ s ago \(working set growing\)/);
+      }
+    }
+    expect(held).toBeGreaterThan(2 * G); // one 10 % step, not twenty
+    // The climb stops: held for riseHoldMs (5 s), then the moderated shrink resumes.
+    let r = decide(climbing(24_000, commit, h), c);
+    expect(r.decisions[0]!.targetKib).toBe(held);
+    r = decide(climbing(26_000, commit, r.history[1]!), c);
+    expect(r.decisions[0]!.targetKib).toBeLessThan(held);
+    expect(r.decisions[0]!.reason).toMatch(/shrinking toward/);
+    // A falling ideal is no rise: the shrink goes on.
+    r = decide(climbing(29_000, commit - 100 * M, r.history[1]!), c);
+    expect(r.decisions[0]!.reason).not.toMatch(/ideal rose/);
+  });
+
   it('probing: a calm VM is offered slowly less than its ideal, never below its floor', () => {
     let h = EMPTY_HISTORY;
     let actual = 2 * G;
