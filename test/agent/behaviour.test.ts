@@ -1,10 +1,9 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Published } from '../../domU-agent/src/agent.js';
 import { parseGuestReport, qubesUsedKib } from '../../src/schemas/report.js';
-import { connectXenstore, type XenstoreConnection } from '../../src/xenstore/client.js';
-import { peerSkipReason, startXenstored, type PeerDaemon } from '../peer/daemon.js';
+import { peerSkipReason } from '../peer/daemon.js';
 import { FakeClock } from './fake-clock.js';
-import { guestConnect, introduceGuest, makeAgent, ScriptedProc, XEN_SYS, type AgentRig } from './rig.js';
+import { guestConnect, introduceGuest, makeAgent, ScriptedProc, usePeerFixture, XEN_SYS, type AgentRig } from './rig.js';
 
 /**
  * The agent's timing and publishers on a fake clock, as an unprivileged domU on the real C
@@ -14,37 +13,23 @@ const skip = peerSkipReason();
 if (skip) console.warn(`SKIP test/agent/behaviour.test.ts: real C xenstored unavailable (${skip})`);
 
 describe.skipIf(skip !== null)('agent behaviour (fake clock, real C xenstored, guest ring)', () => {
-  let daemon: PeerDaemon;
-  let dom0: XenstoreConnection;
+  const peer = usePeerFixture();
   let nextDomid = 20;
-  const cleanups: (() => Promise<void> | void)[] = [];
-
-  beforeAll(async () => {
-    daemon = await startXenstored({ impl: 'c' });
-    dom0 = await connectXenstore({ path: daemon.socketPath });
-  });
-  afterEach(async () => {
-    for (const c of cleanups.splice(0).reverse()) await c();
-  });
-  afterAll(async () => {
-    await dom0?.close();
-    await daemon?.stop();
-  });
 
   async function setup(opts: { fixture?: string; sys?: boolean; config?: Parameters<typeof makeAgent>[0]['config']; before?: (domid: number) => Promise<void> } = {}) {
     const domid = nextDomid++;
-    await introduceGuest(daemon, dom0, domid);
+    await introduceGuest(peer.daemon, peer.dom0, domid);
     await opts.before?.(domid);
     const proc = new ScriptedProc(opts.fixture ?? 'guest-5.10-swap');
     const clock = new FakeClock();
-    const rig: AgentRig = makeAgent({ clock, connect: guestConnect(daemon, domid), procRoot: proc.root, ...(opts.sys === false ? {} : { sysRoot: XEN_SYS }), ...(opts.config ? { config: opts.config } : {}) });
+    const rig: AgentRig = makeAgent({ clock, connect: guestConnect(peer.daemon, domid), procRoot: proc.root, ...(opts.sys === false ? {} : { sysRoot: XEN_SYS }), ...(opts.config ? { config: opts.config } : {}) });
     const published: Published[] = [];
     rig.agent.on('published', (p: Published) => published.push(p));
-    cleanups.push(() => proc.dispose(), () => rig.stop());
+    peer.cleanups.push(() => proc.dispose(), () => rig.stop());
     const settle = () => rig.agent.whenIdle();
     const advanceTo = (t: number) => clock.advanceTo(t, settle);
     const key = async () => {
-      const raw = await dom0.tryRead(`/local/domain/${domid}/data/xmem`);
+      const raw = await peer.dom0.tryRead(`/local/domain/${domid}/data/xmem`);
       if (raw === null) return null;
       const r = parseGuestReport(raw);
       if (!r.ok) throw new Error(r.error);
@@ -122,17 +107,17 @@ describe.skipIf(skip !== null)('agent behaviour (fake clock, real C xenstored, g
     // Qubes-managed: dom0 creates memory/meminfo owned by the guest.
     const q = await setup({
       before: async (domid) => {
-        await dom0.write(`/local/domain/${domid}/memory/meminfo`, '');
-        await dom0.setPerms(`/local/domain/${domid}/memory/meminfo`, [{ domid, access: 'n' }]);
+        await peer.dom0.write(`/local/domain/${domid}/memory/meminfo`, '');
+        await peer.dom0.setPerms(`/local/domain/${domid}/memory/meminfo`, [{ domid, access: 'n' }]);
       },
     });
     const first = (await q.key())!;
-    expect(await dom0.read(`/local/domain/${q.domid}/memory/meminfo`)).toBe(String(qubesUsedKib(first)));
+    expect(await peer.dom0.read(`/local/domain/${q.domid}/memory/meminfo`)).toBe(String(qubesUsedKib(first)));
     expect(q.rig.agent.qubesStatus).toBe('active');
     // Not Qubes-managed: the key does not exist and the guest cannot create it.
     const x = await setup();
     expect(x.rig.agent.qubesStatus).toBe('absent');
-    expect(await dom0.tryRead(`/local/domain/${x.domid}/memory/meminfo`)).toBeNull();
+    expect(await peer.dom0.tryRead(`/local/domain/${x.domid}/memory/meminfo`)).toBeNull();
     expect(x.rig.logs).toContain('memory/meminfo absent: not writing the Qubes number');
   });
 
@@ -142,8 +127,8 @@ describe.skipIf(skip !== null)('agent behaviour (fake clock, real C xenstored, g
       fixture: 'host-6.18-noswap',
       sys: false,
       before: async (domid) => {
-        await dom0.write(`/local/domain/${domid}/memory/meminfo`, '0');
-        await dom0.setPerms(`/local/domain/${domid}/memory/meminfo`, [{ domid: 0, access: 'n' }, { domid, access: 'r' }]);
+        await peer.dom0.write(`/local/domain/${domid}/memory/meminfo`, '0');
+        await peer.dom0.setPerms(`/local/domain/${domid}/memory/meminfo`, [{ domid: 0, access: 'n' }, { domid, access: 'r' }]);
       },
     });
     expect(s.rig.agent.qubesStatus).toBe('denied');
@@ -162,10 +147,10 @@ describe.skipIf(skip !== null)('agent behaviour (fake clock, real C xenstored, g
     }
     expect(s.published.length).toBeGreaterThanOrEqual(15);
     expect(writes).toBe(0);
-    expect(await dom0.read(`/local/domain/${s.domid}/memory/meminfo`)).toBe('0');
+    expect(await peer.dom0.read(`/local/domain/${s.domid}/memory/meminfo`)).toBe('0');
     expect(s.rig.logs.filter((l) => l.includes('memory/meminfo'))).toEqual(['memory/meminfo not writable (EACCES): not writing the Qubes number']);
     // The heartbeat re-probes (dom0 may have fixed the permissions meanwhile).
-    await dom0.setPerms(`/local/domain/${s.domid}/memory/meminfo`, [{ domid: s.domid, access: 'n' }]);
+    await peer.dom0.setPerms(`/local/domain/${s.domid}/memory/meminfo`, [{ domid: s.domid, access: 'n' }]);
     await s.advanceTo(s.published.at(-1)!.at + 60_050);
     expect(s.published.at(-1)!.reason).toBe('heartbeat');
     expect(s.rig.agent.qubesStatus).toBe('active');
@@ -175,7 +160,7 @@ describe.skipIf(skip !== null)('agent behaviour (fake clock, real C xenstored, g
   it('survives EACCES on data/: one log line, backoff, recovery when dom0 fixes it', async () => {
     const s = await setup({
       before: async (domid) => {
-        await dom0.setPerms(`/local/domain/${domid}/data`, [{ domid: 0, access: 'n' }, { domid, access: 'r' }]);
+        await peer.dom0.setPerms(`/local/domain/${domid}/data`, [{ domid: 0, access: 'n' }, { domid, access: 'r' }]);
       },
     });
     expect(s.published).toEqual([]);
@@ -184,7 +169,7 @@ describe.skipIf(skip !== null)('agent behaviour (fake clock, real C xenstored, g
     const errors = s.rig.logs.filter((l) => l.includes('cannot write data/xmem'));
     expect(errors).toHaveLength(1);
     expect(errors[0]).toMatch(/EACCES; retrying with backoff/);
-    await dom0.setPerms(`/local/domain/${s.domid}/data`, [{ domid: s.domid, access: 'n' }]);
+    await peer.dom0.setPerms(`/local/domain/${s.domid}/data`, [{ domid: s.domid, access: 'n' }]);
     await s.advanceTo(30_000);
     expect(s.published.map((p) => p.reason)).toEqual(['retry']);
     expect(s.rig.logs.filter((l) => /writing data\/xmem after \d+ failed attempt/.test(l))).toHaveLength(1);
@@ -195,17 +180,17 @@ describe.skipIf(skip !== null)('agent behaviour (fake clock, real C xenstored, g
     const s = await setup({
       before: async (domid) => {
         // Fill the guest's entry quota (1000 by default) with nodes it owns.
-        await dom0.transaction(async (tx) => {
+        await peer.dom0.transaction(async (tx) => {
           for (let i = 0; i < 1000; i++) {
-            await dom0.write(`/local/domain/${domid}/data/fill/n${i}`, 'x', tx);
-            await dom0.setPerms(`/local/domain/${domid}/data/fill/n${i}`, [{ domid, access: 'n' }], tx);
+            await peer.dom0.write(`/local/domain/${domid}/data/fill/n${i}`, 'x', tx);
+            await peer.dom0.setPerms(`/local/domain/${domid}/data/fill/n${i}`, [{ domid, access: 'n' }], tx);
           }
         });
       },
     });
     const errors = s.rig.logs.filter((l) => l.includes('cannot write data/xmem'));
     expect(errors).toEqual([expect.stringMatching(/ENOSPC; retrying/)]);
-    await dom0.rm(`/local/domain/${s.domid}/data/fill`);
+    await peer.dom0.rm(`/local/domain/${s.domid}/data/fill`);
     await s.advanceTo(5_000);
     expect(s.published.map((p) => p.reason)).toEqual(['retry']);
   });

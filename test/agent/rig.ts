@@ -2,13 +2,14 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:f
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 import { Agent, type AgentConfig, type AgentXenstore } from '../../domU-agent/src/agent.js';
 import type { HelperSpec, HelperTiming } from '../../domU-agent/src/helper.js';
 import { DEFAULT_SCHEDULE } from '../../domU-agent/src/schedule.js';
 import { ProcSources, type Sources } from '../../domU-agent/src/sources.js';
 import type { Clock } from '../../src/clock.js';
 import { connectXenstore, type XenstoreConnection } from '../../src/xenstore/client.js';
-import type { PeerDaemon } from '../peer/daemon.js';
+import { startXenstored, type PeerDaemon } from '../peer/daemon.js';
 import { createGuestNodes } from '../peer/guest.js';
 import { ringTransport } from '../peer/ring-transport.js';
 
@@ -106,4 +107,28 @@ export function countingSources(inner: Sources): Sources & { counts: { psi: numb
     readFull: (mem) => (counts.full++, inner.readFull(mem)),
     close: () => inner.close(),
   };
+}
+
+/** One describe block's real C xenstored and dom0 connection, and cleanups run after each test (last first). */
+export interface PeerFixture {
+  daemon: PeerDaemon;
+  dom0: XenstoreConnection;
+  readonly cleanups: (() => Promise<void> | void)[];
+}
+
+/** Registers the hooks that start and stop the fixture; call at the top of a describe block. */
+export function usePeerFixture(): PeerFixture {
+  const f = { cleanups: [] } as unknown as PeerFixture;
+  beforeAll(async () => {
+    f.daemon = await startXenstored({ impl: 'c' });
+    f.dom0 = await connectXenstore({ path: f.daemon.socketPath });
+  });
+  afterEach(async () => {
+    for (const c of f.cleanups.splice(0).reverse()) await c();
+  });
+  afterAll(async () => {
+    await f.dom0?.close();
+    await f.daemon?.stop();
+  });
+  return f;
 }

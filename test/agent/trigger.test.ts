@@ -11,7 +11,7 @@ import { connectXenstore, type XenstoreConnection } from '../../src/xenstore/cli
 import { peerSkipReason, startXenstored, type PeerDaemon } from '../peer/daemon.js';
 import { buildAgentBundle } from './bundle.js';
 import { buildHelper, CgroupHog, privileged } from './native.js';
-import { countingSources, guestConnect, introduceGuest, makeAgent, ScriptedProc } from './rig.js';
+import { countingSources, guestConnect, introduceGuest, makeAgent, ScriptedProc, usePeerFixture } from './rig.js';
 
 /**
  * The agent with its PSI-trigger helper, on the real clock and the real C xenstored (as an
@@ -105,26 +105,12 @@ async function until<T>(f: () => T | null | undefined | false, ms: number, what:
 }
 
 describe.skipIf(skip !== null)('agent with the PSI-trigger helper (real clock, real C xenstored, guest ring)', () => {
-  let daemon: PeerDaemon;
-  let dom0: XenstoreConnection;
+  const peer = usePeerFixture();
   let nextDomid = 40;
-  const cleanups: (() => Promise<void> | void)[] = [];
-
-  beforeAll(async () => {
-    daemon = await startXenstored({ impl: 'c' });
-    dom0 = await connectXenstore({ path: daemon.socketPath });
-  });
-  afterEach(async () => {
-    for (const c of cleanups.splice(0).reverse()) await c();
-  });
-  afterAll(async () => {
-    await dom0?.close();
-    await daemon?.stop();
-  });
 
   async function setup(helper: HelperSpec | null) {
     const domid = nextDomid++;
-    await introduceGuest(daemon, dom0, domid);
+    await introduceGuest(peer.daemon, peer.dom0, domid);
     const proc = new ScriptedProc('guest-5.10-swap');
     // The real clock, recording every timer the agent arms after `mark` is set.
     const timers: { at: number; ms: number }[] = [];
@@ -139,7 +125,7 @@ describe.skipIf(skip !== null)('agent with the PSI-trigger helper (real clock, r
     let counts = { psi: 0, mem: 0, full: 0 };
     const rig = makeAgent({
       clock,
-      connect: guestConnect(daemon, domid),
+      connect: guestConnect(peer.daemon, domid),
       procRoot: proc.root,
       helper,
       helperTiming: { backoffMinMs: 300, backoffMaxMs: 1000, stableMs: 60_000 },
@@ -151,7 +137,7 @@ describe.skipIf(skip !== null)('agent with the PSI-trigger helper (real clock, r
     });
     const published: (Published & { seen: number })[] = [];
     rig.agent.on('published', (p: Published) => published.push({ ...p, seen: performance.now() }));
-    cleanups.push(() => proc.dispose(), () => rig.stop());
+    peer.cleanups.push(() => proc.dispose(), () => rig.stop());
     rig.agent.start();
     await until(() => published.length > 0, 5000, 'the first report');
     return { domid, proc, rig, published, timers, counts: () => ({ ...counts }) };
@@ -161,7 +147,7 @@ describe.skipIf(skip !== null)('agent with the PSI-trigger helper (real clock, r
 
   it('a stall event gets its report into xenstore at once, and no poll timer runs meanwhile', async () => {
     const stub = new Stub();
-    cleanups.push(() => stub.dispose());
+    peer.cleanups.push(() => stub.dispose());
     const s = await setup(stubSpec(stub));
     await until(() => s.rig.agent.helperState?.ready, 5000, 'the helper to be ready');
     expect(s.rig.logs).toContain(`PSI trigger helper running (pid ${stub.starts()[0]!.pid}): stalls and meminfo changes wake the agent, no polling`);
@@ -189,7 +175,7 @@ describe.skipIf(skip !== null)('agent with the PSI-trigger helper (real clock, r
     stub.emit('s\n');
     const report = await until(() => s.published.find((p) => p.reason === 'stall'), 2000, 'the stall report');
     expect(report.seen - t0).toBeLessThan(100);
-    const raw = await dom0.read(`/local/domain/${s.domid}/data/xmem`);
+    const raw = await peer.dom0.read(`/local/domain/${s.domid}/data/xmem`);
     const r = parseGuestReport(raw);
     expect(r.ok && r.value.psi?.stot).toBe(48_263_390);
     expect(s.counts().psi - quiet.psi).toBe(1);
@@ -197,7 +183,7 @@ describe.skipIf(skip !== null)('agent with the PSI-trigger helper (real clock, r
 
   it('a meminfo event samples meminfo, and a real change is published; without an event meminfo is not sampled', async () => {
     const stub = new Stub();
-    cleanups.push(() => stub.dispose());
+    peer.cleanups.push(() => stub.dispose());
     const s = await setup(stubSpec(stub));
     await until(() => s.rig.agent.helperState?.ready, 5000, 'the helper to be ready');
     await sleep(200);
@@ -232,7 +218,7 @@ describe.skipIf(skip !== null)('agent with the PSI-trigger helper (real clock, r
 
   it('polls when the helper exits, restarts it with backoff, and stops polling when it is back', async () => {
     const stub = new Stub();
-    cleanups.push(() => stub.dispose());
+    peer.cleanups.push(() => stub.dispose());
     const s = await setup(stubSpec(stub));
     await until(() => s.rig.agent.helperState?.ready, 5000, 'the helper to be ready');
     stub.emit(''); // open the FIFO so its end can be closed
@@ -256,7 +242,7 @@ describe.skipIf(skip !== null)('agent with the PSI-trigger helper (real clock, r
 
   it('does not restart a helper that reports the trigger unsupported (exit 3)', async () => {
     const stub = new Stub(['#!/bin/sh', 'echo "$$ $*" >> "$(dirname "$0")/argv"', 'echo \'xmem-psi-trigger: kernel refused trigger "some 1 500000" on /proc/pressure/memory: Invalid argument\' >&2', 'exit 3', ''].join('\n'));
-    cleanups.push(() => stub.dispose());
+    peer.cleanups.push(() => stub.dispose());
     const s = await setup(stubSpec(stub));
     await sleep(1500); // several backoff periods
     expect(stub.starts()).toHaveLength(1);
@@ -271,7 +257,7 @@ describe.skipIf(skip !== null)('agent with the PSI-trigger helper (real clock, r
   it('with a helper that watches meminfo but has no trigger ("ready mem"), polls PSI and not meminfo', async () => {
     const stub = new Stub();
     writeFileSync(stub.path, readFileSync(stub.path, 'latin1').replace('echo ready', 'echo "ready mem kernel refused trigger"'));
-    cleanups.push(() => stub.dispose());
+    peer.cleanups.push(() => stub.dispose());
     const s = await setup(stubSpec(stub));
     await until(() => s.rig.agent.helperState?.ready, 5000, 'the helper to be ready');
     expect(s.rig.logs).toContain(`PSI trigger helper running (pid ${stub.starts()[0]!.pid}) without a trigger (kernel refused trigger): meminfo changes wake the agent; polling PSI every 150 ms`);
@@ -285,7 +271,7 @@ describe.skipIf(skip !== null)('agent with the PSI-trigger helper (real clock, r
 
   it('samples meminfo itself when the helper refuses its watch command ("e")', async () => {
     const stub = new Stub();
-    cleanups.push(() => stub.dispose());
+    peer.cleanups.push(() => stub.dispose());
     const s = await setup(stubSpec(stub));
     await until(() => s.rig.agent.helperState?.ready, 5000, 'the helper to be ready');
     await sleep(200);
@@ -301,7 +287,7 @@ describe.skipIf(skip !== null)('agent with the PSI-trigger helper (real clock, r
 
   it('stop() ends the helper', async () => {
     const stub = new Stub();
-    cleanups.push(() => stub.dispose());
+    peer.cleanups.push(() => stub.dispose());
     const s = await setup(stubSpec(stub));
     await until(() => s.rig.agent.helperState?.ready, 5000, 'the helper to be ready');
     const { pid } = stub.starts()[0]!;
