@@ -33,8 +33,6 @@ export interface ReactOptions {
   /** Samples taken first and not counted (default 40): the first report parse compiles zod's
    *  fast path and V8 optimizes the pass; a manager runs for months, so steady state counts. */
   warmup?: number;
-  /** Attach the state server (xmem top's stream and /metrics) as `xmem run` does (default true). */
-  stateServer?: boolean;
   /** The manager's minimum pass interval; samples are spaced beyond it so none waits on it. */
   minPassIntervalMs?: number;
 }
@@ -128,7 +126,8 @@ export async function measureReactLatency(n: number, opts: ReactOptions = {}): P
       if (measuring && p.changes.length > 0) passMs.push(p.durationMs);
     });
     await manager.start();
-    if (opts.stateServer ?? true) stateServer = await startStateServer(manager, { socketPath: `${daemon.socketPath}.state` });
+    // The state server (xmem top's stream, /metrics) as `xmem run` attaches it: it costs every pass.
+    stateServer = await startStateServer(manager, { socketPath: `${daemon.socketPath}.state` });
     // Let discovery and the initial passes settle.
     for (let quiet = 0, last = -1; quiet < 3; ) {
       await new Promise((r) => setTimeout(r, minPassIntervalMs + 50));

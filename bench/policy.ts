@@ -13,7 +13,7 @@
  *
  * Goals (issue #4): N = 1000 in ≤ 1 ms; react p99 ≤ 5 ms.
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { build } from 'esbuild';
 import { execa } from 'execa';
 import { loadavg, tmpdir } from 'node:os';
@@ -116,8 +116,10 @@ export default async function bench(argv: string[]): Promise<void> {
   const sizes = argv.includes('--react-only') ? [] : [10, 100, 1000, 10_000];
   const policies = ['xmem', 'qmemman'] as const;
   const result: Record<string, string> = {};
-  process.stdout.write('one full decision pass (decide), median µs\n');
-  process.stdout.write(`${'N'.padStart(6)} ${'policy'.padEnd(8)} ${'wall µs'.padStart(10)} ${'cpu µs'.padStart(10)} ${'reps'.padStart(7)}  summary\n`);
+  if (sizes.length > 0) {
+    process.stdout.write('one full decision pass (decide), median µs\n');
+    process.stdout.write(`${'N'.padStart(6)} ${'policy'.padEnd(8)} ${'wall µs'.padStart(10)} ${'cpu µs'.padStart(10)} ${'reps'.padStart(7)}  summary\n`);
+  }
   for (const n of sizes) {
     for (const policy of policies) {
       const cfg = PolicyConfigSchema.parse({ policy });
@@ -136,18 +138,16 @@ export default async function bench(argv: string[]): Promise<void> {
   }
 
   let react = 'react_p50_ms=unmeasured react_p99_ms=unmeasured';
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  const reactFile = path.join(here, '_react.ts');
   if (quick) {
     process.stdout.write('react: skipped (--quick)\n');
-  } else if (!existsSync(reactFile)) {
-    process.stdout.write('react=unmeasured (bench/_react.ts not present)\n');
   } else {
+    const dir = mkdtempSync(path.join(tmpdir(), 'xmem-react-'));
     try {
+      const bundle = await bundleReact(path.dirname(fileURLToPath(import.meta.url)), dir);
       // Two arrival patterns: a quiet host (a report every ~105 ms: each pass starts on cold
       // caches and idle CPUs) and a busy one (every ~25 ms, the manager's interval set to 20 ms).
-      const quietHost = await runReactChild(here, ['--samples', '600']);
-      const busyHost = await runReactChild(here, ['--samples', '1000', '--min-pass-interval-ms', '20']);
+      const quietHost = await runReact(bundle, ['--samples', '600']);
+      const busyHost = await runReact(bundle, ['--samples', '1000', '--min-pass-interval-ms', '20']);
       for (const [label, r] of [['quiet host, report every ~105 ms, 600 samples', quietHost], ['busy host, report every ~25 ms, 1000 samples', busyHost]] as const) {
         process.stdout.write(
           `watch event → memory/target written, N = 100, real C xenstored (${label}):\n` +
@@ -160,6 +160,8 @@ export default async function bench(argv: string[]): Promise<void> {
         `busy_react_p50_ms=${busyHost.p50Ms.toFixed(2)} busy_react_p99_ms=${busyHost.p99Ms.toFixed(2)} busy_bare_p99_ms=${busyHost.bareP99Ms.toFixed(2)}`;
     } catch (err) {
       process.stdout.write(`react=unmeasured (${err instanceof Error ? err.message.split('\n')[0] : String(err)})\n`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   }
   process.stdout.write(
@@ -169,19 +171,18 @@ export default async function bench(argv: string[]): Promise<void> {
   );
 }
 
-/** Bundles bench/_react-main.ts and runs it under plain node, as the service runs (the bench
- *  itself runs under tsx, whose loader thread would share the measured process). */
-async function runReactChild(here: string, args: string[]): Promise<ReactResult> {
-  const dir = mkdtempSync(path.join(tmpdir(), 'xmem-react-'));
-  try {
-    const outfile = path.join(dir, 'react.mjs');
-    await build({
-      entryPoints: [path.join(here, '_react-main.ts')], outfile, bundle: true, platform: 'node', format: 'esm', target: 'node20',
-      logLevel: 'warning', banner: { js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);" },
-    });
-    const { stdout } = await execa('node', [outfile, ...args], { env: { XMEM_PEER_DIR: path.join(here, '..', 'test', 'peer') } });
-    return JSON.parse(stdout.trim().split('\n').pop()!) as ReactResult;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+/** Bundles bench/_react-main.ts to run under plain node, as the service runs (the bench itself
+ *  runs under tsx, whose loader thread would share the measured process). */
+async function bundleReact(here: string, dir: string): Promise<{ file: string; peerDir: string }> {
+  const file = path.join(dir, 'react.mjs');
+  await build({
+    entryPoints: [path.join(here, '_react-main.ts')], outfile: file, bundle: true, platform: 'node', format: 'esm', target: 'node20',
+    logLevel: 'warning', banner: { js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);" },
+  });
+  return { file, peerDir: path.join(here, '..', 'test', 'peer') };
+}
+
+async function runReact(bundle: { file: string; peerDir: string }, args: string[]): Promise<ReactResult> {
+  const { stdout } = await execa('node', [bundle.file, ...args], { env: { XMEM_PEER_DIR: bundle.peerDir } });
+  return JSON.parse(stdout.trim().split('\n').pop()!) as ReactResult;
 }
