@@ -159,6 +159,7 @@ export class ReservationBook extends EventEmitter {
     this.refusalLog.push(entry);
     const keep = this.opts.refusalsKept ?? 20;
     while (this.refusalLog.length > keep) this.refusalLog.shift();
+    this.emit('refusal', entry);
     this.emit('change');
   }
 

@@ -127,18 +127,19 @@ export async function startAdmissionServer(manager: ManagerPort, opts: Admission
     qmemmanSocketPath: qmemmanPath,
     decorate,
     stateSource(source: StateSource): StateSource {
-      const wrapped = new Map<(s: HostState) => void, (s: HostState) => void>();
+      // The manager's changes and decisions, plus the book's: a reservation booked or answered
+      // changes the state too, and refusals are the book's alone.
       return {
         current: () => decorate(source.current()),
         on(event, listener) {
-          const w = (s: HostState) => listener(decorate(s));
-          wrapped.set(listener, w);
-          return source.on(event, w);
+          if (event === 'refusal') book.on('refusal', listener);
+          else source.on(event, listener);
+          if (event === 'change') book.on('change', listener);
         },
         off(event, listener) {
-          const w = wrapped.get(listener);
-          wrapped.delete(listener);
-          return w ? source.off?.(event, w) : undefined;
+          if (event === 'refusal') book.off('refusal', listener);
+          else source.off?.(event, listener);
+          if (event === 'change') book.off('change', listener);
         },
       };
     },

@@ -300,8 +300,8 @@ export class Manager extends EventEmitter {
 
   private afterPass(report: PassReport): void {
     this.emit('pass', report);
-    // Building the state costs ~N objects: only when someone listens (the state server does).
-    if (this.listenerCount('state') > 0) this.emit('state', this.state());
+    // StateSource: current() moved; a viewer pulls it (building it costs ~N objects).
+    this.emit('change');
   }
 
   private async balance(seq: number, t0: number): Promise<PassReport> {
@@ -657,11 +657,13 @@ export class Manager extends EventEmitter {
       rec.reason = a.reason;
       rec.reasonAtMs = now;
     }
-    this.decisionLog.push({
+    const entry: DecisionLog = {
       atMs: Math.round(this.wallBase + (now - this.monoBase)),
       domid: a.domid, name: a.name, fromKib: a.fromKib, toKib: a.toKib, reason: a.reason,
-    });
+    };
+    this.decisionLog.push(entry);
     if (this.decisionLog.length > DECISION_LOG_MAX) this.decisionLog.shift();
+    this.emit('decision', entry);
   }
 
   // ---- timers ------------------------------------------------------------------------------

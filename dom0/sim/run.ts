@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import pino from 'pino';
 import { realClock, type Clock } from '../../src/clock.js';
 import type { VmDecision } from '../../src/policy/types.js';
@@ -41,7 +42,7 @@ export interface SimRig {
   clock: Clock;
   config: XmemConfig;
   /** StateSource for the state server: the manager's state plus the simulator's refusals. */
-  source: StateSource & { on(event: 'state', cb: (s: HostState) => void): unknown };
+  source: StateSource;
   start(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -111,14 +112,25 @@ export async function buildSimRig(o: SimRigOptions): Promise<SimRig> {
   m.on('pass', (r: { atMs: number }) => sim.passSeen(r.atMs));
 
   const refusals: Refusal[] = [];
+  const refused = new EventEmitter();
   sim.on('refused', (r: { name: string; why: string }) => {
-    refusals.push({ atMs: Date.now(), forName: r.name, neededKib: 0, reason: r.why });
+    const entry: Refusal = { atMs: Date.now(), forName: r.name, neededKib: 0, reason: r.why };
+    refusals.push(entry);
     if (refusals.length > 20) refusals.shift();
+    refused.emit('refusal', entry);
+    refused.emit('change');
   });
   const withRefusals = (s: HostState): HostState => ({ ...s, refusals: [...s.refusals, ...refusals] });
-  const source = {
+  const source: StateSource = {
     current: () => withRefusals(m.state()),
-    on: (_event: 'state', cb: (s: HostState) => void) => m.on('state', (s: HostState) => cb(withRefusals(s))),
+    on(event, listener) {
+      if (event !== 'refusal') m.on(event, listener);
+      if (event !== 'decision') refused.on(event, listener);
+    },
+    off(event, listener) {
+      m.off(event, listener);
+      refused.off(event, listener);
+    },
   };
 
   return {

@@ -1,10 +1,11 @@
 import { Counter, Gauge, Registry } from 'prom-client';
-import type { DecisionLog, HostState, Refusal } from '../../src/schemas/state.js';
+import type { DecisionLog, HostState } from '../../src/schemas/state.js';
 
 /**
- * Prometheus view of the state stream. Gauges are rebuilt from the latest snapshot at each scrape (so a VM that is
- * gone disappears instead of freezing at its last value); counters count decisions and refusals
- * that are new since the previous snapshot, because the snapshot only carries a recent window.
+ * Prometheus view of the state stream. Gauges are rebuilt from the state at each scrape (so a VM that is
+ * gone disappears instead of freezing at its last value); counters count the source's decision
+ * and refusal events, each once (the state only carries a recent window, which may slide by
+ * more than a scrape interval's worth).
  * Units follow Prometheus conventions: bytes, seconds, ratios (PSI percent / 100).
  */
 export class StateMetrics {
@@ -41,19 +42,21 @@ export class StateMetrics {
     help: 'VM starts (reservations) refused',
     registers: [this.registry],
   });
-  private seenDecisions = new Set<string>();
-  private seenRefusals = new Set<string>();
 
-  private latest: HostState | null = null;
-
-  /** Per pass: count what is new. Gauges wait for a scrape (passes are far more frequent). */
-  update(state: HostState): void {
-    this.latest = state;
-    this.countNew(state);
+  /** A target change (the source's 'decision' event). */
+  countDecision(d: DecisionLog): void {
+    const direction = d.fromKib === null || d.toKib > d.fromKib ? 'grow' : d.toKib < d.fromKib ? 'shrink' : 'hold';
+    this.decisions.inc({ vm: d.name, direction });
   }
 
-  async text(): Promise<string> {
-    if (this.latest) this.setGauges(this.latest);
+  /** A refused VM start (the source's 'refusal' event). */
+  countRefusal(): void {
+    this.refusals.inc();
+  }
+
+  /** The exposition text, gauges set from `state` (the source's current one; null before the first pass). */
+  async text(state: HostState | null): Promise<string> {
+    if (state) this.setGauges(state);
     return this.registry.metrics();
   }
 
@@ -81,19 +84,6 @@ export class StateMetrics {
     this.snapshotTime.set(state.atMs / 1000);
   }
 
-  private countNew(state: HostState): void {
-    const decisionKeys = new Set(state.decisions.map(decisionKey));
-    for (const d of state.decisions) {
-      if (this.seenDecisions.has(decisionKey(d))) continue;
-      const direction = d.fromKib === null || d.toKib > d.fromKib ? 'grow' : d.toKib < d.fromKib ? 'shrink' : 'hold';
-      this.decisions.inc({ vm: d.name, direction });
-    }
-    this.seenDecisions = decisionKeys;
-    const refusalKeys = new Set(state.refusals.map(refusalKey));
-    for (const r of state.refusals) if (!this.seenRefusals.has(refusalKey(r))) this.refusals.inc();
-    this.seenRefusals = refusalKeys;
-  }
-
   get contentType(): string {
     return this.registry.contentType;
   }
@@ -109,13 +99,4 @@ export class StateMetrics {
 
 function setKib(g: Gauge<'vm' | 'domid'>, labels: { vm: string; domid: string }, kib: number | null): void {
   if (kib !== null) g.set(labels, kib * 1024);
-}
-
-// The window slides, so identity is the content: the same change at the same time is the same decision.
-function decisionKey(d: DecisionLog): string {
-  return `${d.atMs}|${d.domid}|${d.fromKib}|${d.toKib}|${d.reason}`;
-}
-
-function refusalKey(r: Refusal): string {
-  return `${r.atMs}|${r.forName}|${r.neededKib}|${r.reason}`;
 }

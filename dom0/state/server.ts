@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { chmod, chown, mkdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { HostState } from '../../src/schemas/state.js';
+import type { DecisionLog, HostState } from '../../src/schemas/state.js';
 import type { StateSource } from './source.js';
 import { StateMetrics } from './metrics.js';
 import { clearStaleSocket } from './socket-file.js';
@@ -37,7 +37,7 @@ const MAX_CLIENT_BACKLOG_BYTES = 1 << 20;
 const DEFAULT_MAX_CLIENTS = 64;
 
 /**
- * Serves the manager's state: a snapshot on connect, then one after every pass, as JSON text
+ * Serves the manager's state: a snapshot on connect, then one after every change, as JSON text
  * frames that are HostState objects (versioned by `v`); and the same data as Prometheus text.
  */
 export async function startStateServer(source: StateSource, opts: StateServerOptions): Promise<StateServer> {
@@ -45,27 +45,38 @@ export async function startStateServer(source: StateSource, opts: StateServerOpt
   const wss = new WebSocketServer({ noServer: true, maxPayload: 4096 /* clients send nothing */ });
   const log = opts.logger;
 
-  let last = safeCurrent(source, log);
-  if (last) metrics.update(last);
-  let lastText = last ? JSON.stringify(last) : null;
-
-  const onState = (state: HostState): void => {
-    last = state;
-    lastText = JSON.stringify(state);
-    metrics.update(state);
-    for (const ws of wss.clients) send(ws, lastText);
+  // The state is built only when someone looks: once per change while viewers are connected
+  // (after the pass's own I/O: setImmediate), at a connect, at a scrape.
+  let flushQueued = false;
+  const flush = (): void => {
+    flushQueued = false;
+    if (wss.clients.size === 0) return;
+    const state = safeCurrent(source, log);
+    if (!state) return;
+    const text = JSON.stringify(state);
+    for (const ws of wss.clients) send(ws, text);
   };
-  source.on('state', onState);
+  const onChange = (): void => {
+    if (flushQueued || wss.clients.size === 0) return;
+    flushQueued = true;
+    setImmediate(flush);
+  };
+  const onDecision = (d: DecisionLog): void => metrics.countDecision(d);
+  const onRefusal = (): void => metrics.countRefusal();
+  source.on('change', onChange);
+  source.on('decision', onDecision);
+  source.on('refusal', onRefusal);
 
   wss.on('connection', (ws) => {
     ws.on('error', (err) => log?.warn({ err: err.message }, 'state client error'));
-    if (lastText) send(ws, lastText);
+    const state = safeCurrent(source, log);
+    if (state) send(ws, JSON.stringify(state));
   });
 
   const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const url = req.url?.split('?')[0];
     if (req.method === 'GET' && url === METRICS_PATH) {
-      metrics.text().then(
+      metrics.text(safeCurrent(source, log)).then(
         (body) => {
           res.writeHead(200, { 'content-type': metrics.contentType });
           res.end(body);
@@ -134,7 +145,9 @@ export async function startStateServer(source: StateSource, opts: StateServerOpt
 
   let closed = false;
   async function closeAll(): Promise<void> {
-    source.off?.('state', onState);
+    source.off?.('change', onChange);
+    source.off?.('decision', onDecision);
+    source.off?.('refusal', onRefusal);
     for (const ws of wss.clients) ws.terminate();
     wss.close();
     await Promise.all(

@@ -9,6 +9,7 @@ import { startAdmissionServer, type AdmissionServer } from '../../dom0/admission
 import { AdmissionConnection } from '../../dom0/admission/client.js';
 import { ListReplySchema, ReserveReplySchema } from '../../dom0/admission/protocol.js';
 import { parseQmemmanRequest } from '../../dom0/admission/qmemman.js';
+import type { StateSource } from '../../dom0/state/source.js';
 import { FakeManager } from './fake-manager.js';
 import { GiB, MiB, type VmSpec } from './helpers.js';
 import { rawConnect, sleep } from './sockets.js';
@@ -285,30 +286,47 @@ describe('robustness', () => {
 });
 
 describe('state for xmem top', () => {
-  it('stateSource decorates the manager\'s state with live reservations (squeezing/held) and refusals; off detaches', async () => {
+  it('stateSource decorates the manager\'s state with live reservations (squeezing/held) and refusals, adds the book\'s changes and refusals to the events; off detaches', async () => {
     await start([work], 2 * GiB);
     const { EventEmitter } = await import('node:events');
     const base = { v: 1, type: 'snapshot', atMs: 1, policy: 'xmem', host: { totalKib: 1, freeKib: 1, reservedKib: 0, summary: '' }, vms: [], reservations: [], refusals: [], decisions: [] } as const;
     const em = new EventEmitter();
-    const source = { current: () => structuredClone(base) as never, on: (e: 'state', l: (s: never) => void) => em.on(e, l), off: (e: 'state', l: (s: never) => void) => em.off(e, l) };
+    const source: StateSource = { current: () => structuredClone(base) as never, on: (e, l) => em.on(e, l), off: (e, l) => em.off(e, l) };
     const wrapped = server.stateSource(source);
+    const seen = { change: 0, decision: [] as unknown[], refusal: [] as unknown[] };
+    const onChange = () => seen.change++;
+    const onDecision = (d: unknown) => seen.decision.push(d);
+    const onRefusal = (r: unknown) => seen.refusal.push(r);
+    wrapped.on('change', onChange);
+    wrapped.on('decision', onDecision);
+    wrapped.on('refusal', onRefusal);
+
     const c = await AdmissionConnection.connect(path.join(dir, 'admission.sock'));
     const ok = await c.request({ op: 'reserve', bytes: 1 << 30, for: 'vm-a' }, ReserveReplySchema);
     const no = await c.request({ op: 'reserve', bytes: 2 ** 45, for: 'vm-b' }, ReserveReplySchema);
     expect([ok.ok, no.ok]).toEqual([true, false]);
-    const seen: unknown[] = [];
-    const l = (s: unknown) => seen.push(s);
-    wrapped.on('state', l);
-    em.emit('state', structuredClone(base));
-    const cur = wrapped.current();
-    for (const st of [cur, seen[0] as typeof cur]) {
-      expect(st.host.reservedKib).toBe(1 * GiB);
-      expect(st.reservations).toEqual([expect.objectContaining({ forName: 'vm-a', kib: 1 * GiB, state: 'held' })]);
-      expect(Math.abs(st.reservations[0]!.sinceMs - Date.now())).toBeLessThan(5000);
-      expect(st.refusals).toEqual([expect.objectContaining({ forName: 'vm-b', neededKib: 2 ** 35 })]);
-    }
-    wrapped.off!('state', l);
-    expect(em.listenerCount('state')).toBe(0);
+    // The book's changes (booked, refused) reach a viewer even without a pass.
+    expect(seen.change).toBeGreaterThanOrEqual(2);
+    expect(seen.refusal).toEqual([expect.objectContaining({ forName: 'vm-b', neededKib: 2 ** 35 })]);
+    const before = seen.change;
+    em.emit('change');
+    em.emit('decision', { atMs: 1, domid: 3, name: 'work', fromKib: 1, toKib: 2, reason: 'r' });
+    expect(seen.change).toBe(before + 1);
+    expect(seen.decision).toEqual([expect.objectContaining({ name: 'work' })]);
+
+    const st = wrapped.current();
+    expect(st.host.reservedKib).toBe(1 * GiB);
+    expect(st.reservations).toEqual([expect.objectContaining({ forName: 'vm-a', kib: 1 * GiB, state: 'held' })]);
+    expect(Math.abs(st.reservations[0]!.sinceMs - Date.now())).toBeLessThan(5000);
+    expect(st.refusals).toEqual([expect.objectContaining({ forName: 'vm-b', neededKib: 2 ** 35 })]);
+
+    wrapped.off!('change', onChange);
+    wrapped.off!('decision', onDecision);
+    wrapped.off!('refusal', onRefusal);
+    expect(['change', 'decision', 'refusal'].map((e) => em.listenerCount(e))).toEqual([0, 0, 0]);
+    const after = seen.change;
+    await c.request({ op: 'reserve', bytes: 2 ** 45, for: 'vm-c' }, ReserveReplySchema);
+    expect([seen.change, seen.refusal.length]).toEqual([after, 1]);
     c.close();
   });
 });

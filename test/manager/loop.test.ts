@@ -59,6 +59,11 @@ describe.skipIf(skip !== null)('manager loop on the real C xenstored', () => {
   it('a guest report arrives → the policy runs → memory/target is written, logged with its reason', async () => {
     rig = await makeRig({ socketPath: daemon.socketPath, totalKib: 16 * GiB, domains: twoVms() });
     await rig.waitFor(() => rig!.passes.length > 0, 'first pass');
+    // StateSource events: one 'decision' per target change, one 'change' per pass.
+    const events: { decision: { name: string; toKib: number }[]; change: number } = { decision: [], change: 0 };
+    rig.manager.on('decision', (d: { name: string; toKib: number }) => events.decision.push(d));
+    rig.manager.on('change', () => events.change++);
+    const passesBefore = rig.passes.length;
     const written = nextWrite(rig.tools, keys(1).target);
     await rig.writeReport(1, report({ seq: 1, total: 3 * GiB, commit: 2_500 * MiB, anon: 2 * GiB, free: 100 * MiB, avail: 400 * MiB, bcur: 1 * GiB, btgt: 1 * GiB }));
     const value = Number(await written);
@@ -72,6 +77,10 @@ describe.skipIf(skip !== null)('manager loop on the real C xenstored', () => {
     expect(change.reason.length).toBeGreaterThan(0);
     const vmState = rig.manager.state().vms.find((v) => v.domid === 1)!;
     expect(vmState).toMatchObject({ signal: 'xmem', targetKib: value, reason: decision.reason });
+    const changes = rig.passes.slice(passesBefore).flatMap((p) => p.changes);
+    expect(events.decision.map((d) => [d.name, d.toKib])).toEqual(changes.map((c) => [c.name, c.toKib]));
+    expect(events.decision).toContainEqual(expect.objectContaining({ name: 'work', toKib: value }));
+    expect(events.change).toBe(rig.passes.length - passesBefore);
   });
 
   it('bad, oversized and garbage reports from one VM: one log line, no effect on the other VM, loop alive', async () => {

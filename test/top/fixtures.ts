@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { STATE_VERSION, type HostState, type VmState } from '../../src/schemas/state.js';
+import { STATE_VERSION, type DecisionLog, type HostState, type Refusal, type VmState } from '../../src/schemas/state.js';
 import type { StateSource } from '../../dom0/state/source.js';
 
 const MiB = 1024;
@@ -50,14 +50,23 @@ export function hostState(over: Partial<HostState> = {}): HostState {
 
 /** Stands in for the Manager: the server's peer is our own code, so a double is the honest test. */
 export class FakeSource extends EventEmitter implements StateSource {
+  /** How often the state was pulled (the server should only build it for a viewer or a scrape). */
+  pulls = 0;
   constructor(private state: HostState) {
     super();
   }
   current(): HostState {
+    this.pulls++;
     return this.state;
   }
   push(state: HostState): void {
     this.state = state;
-    this.emit('state', state);
+    this.emit('change');
+  }
+  decide(d: DecisionLog): void {
+    this.emit('decision', d);
+  }
+  refuse(r: Refusal): void {
+    this.emit('refusal', r);
   }
 }

@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import path from 'node:path';
 import { startStateServer, type StateServer } from '../../dom0/state/server.js';
+import type { DecisionLog } from '../../src/schemas/state.js';
 import { FakeSource, hostState, vm } from './fixtures.js';
 import { httpGet, tempDir } from './helpers.js';
 import { parsePromText, pick } from './prom-text.js';
@@ -54,38 +55,44 @@ describe('Prometheus metrics', () => {
     expect(types.get('xmem_refusals_total')).toBe('counter');
   });
 
-  it('counts each decision and refusal once as the recent window slides, and forgets departed VMs', async () => {
+  it('counts every decision and refusal event once, however far the window slides, and forgets departed VMs', async () => {
     const s1 = hostState();
     const source = new FakeSource(s1);
     server = await startStateServer(source, { socketPath: sock });
     let { samples } = await scrape();
-    expect(pick(samples, 'xmem_decisions_total', { vm: 'work', direction: 'grow' })).toBe(2);
-    expect(pick(samples, 'xmem_decisions_total', { vm: 'browser', direction: 'shrink' })).toBe(1);
+    // The window a state carries is history from before this server: not counted.
+    expect(pick(samples, 'xmem_decisions_total', { vm: 'work', direction: 'grow' })).toBeUndefined();
     expect(pick(samples, 'xmem_refusals_total')).toBe(0);
 
-    // Next pass: the oldest decision slid out of the window, one new shrink arrived, one refusal.
     const at = s1.atMs + 5000;
+    const decision = (i: number, fromKib: number, toKib: number): DecisionLog => ({ atMs: at + i, domid: 3, name: 'work', fromKib, toKib, reason: `step ${i}` });
+    // 250 changes between two scrapes: more than the 100-entry window a state carries.
+    for (let i = 0; i < 250; i++) source.decide(i % 2 === 0 ? decision(i, 2048, 2500) : decision(i, 2500, 2048));
+    source.decide({ atMs: at, domid: 5, name: 'browser', fromKib: 3000, toKib: 3000, reason: 'pinned' });
+    source.refuse({ atMs: at, forName: 'big', neededKib: 8 << 20, reason: 'would push work below its floor' });
     source.push(
       hostState({
         atMs: at,
         host: { ...s1.host, reservedKib: 2048 * 1024 },
         vms: s1.vms.filter((v) => v.name !== 'anon').concat(vm({ domid: 9, name: 'new-vm', actualKib: 512 * 1024 })),
-        decisions: [...s1.decisions.slice(1), { atMs: at, domid: 3, name: 'work', fromKib: 2500 * 1024, toKib: 2200 * 1024, reason: 'shrink' }],
+        decisions: s1.decisions.slice(1),
         refusals: [{ atMs: at, forName: 'big', neededKib: 8 << 20, reason: 'would push work below its floor' }],
       }),
     );
     ({ samples } = await scrape());
-    expect(pick(samples, 'xmem_decisions_total', { vm: 'work', direction: 'grow' })).toBe(2);
-    expect(pick(samples, 'xmem_decisions_total', { vm: 'work', direction: 'shrink' })).toBe(1);
+    expect(pick(samples, 'xmem_decisions_total', { vm: 'work', direction: 'grow' })).toBe(125);
+    expect(pick(samples, 'xmem_decisions_total', { vm: 'work', direction: 'shrink' })).toBe(125);
+    expect(pick(samples, 'xmem_decisions_total', { vm: 'browser', direction: 'hold' })).toBe(1);
     expect(pick(samples, 'xmem_refusals_total')).toBe(1);
     expect(pick(samples, 'xmem_host_reserved_bytes')).toBe(2048 * 1024 * 1024);
     expect(pick(samples, 'xmem_vm_actual_bytes', { vm: 'anon' })).toBeUndefined();
     expect(pick(samples, 'xmem_vm_actual_bytes', { vm: 'new-vm', domid: '9' })).toBe(512 * 1024 * 1024);
 
-    // The same snapshot again (no pass happened): nothing is counted twice.
+    // More states (passes that changed nothing): the windows they carry are not counted again.
     source.push(source.current());
+    source.push(hostState({ atMs: at + 1000 }));
     ({ samples } = await scrape());
-    expect(pick(samples, 'xmem_decisions_total', { vm: 'work', direction: 'shrink' })).toBe(1);
+    expect(pick(samples, 'xmem_decisions_total', { vm: 'work', direction: 'shrink' })).toBe(125);
     expect(pick(samples, 'xmem_refusals_total')).toBe(1);
   });
 

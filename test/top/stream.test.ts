@@ -64,6 +64,31 @@ describe('state stream server', () => {
     ws.close();
   });
 
+  it('builds the state only for a viewer: never while nobody watches, once per burst of changes while one does', async () => {
+    const source = new FakeSource(hostState());
+    await serve(source);
+    for (let i = 0; i < 50; i++) source.push(hostState({ atMs: 1000 + i }));
+    await new Promise((r) => setImmediate(r));
+    expect(source.pulls).toBe(0);
+
+    const { ws, msgs } = rawMessages(sock);
+    await until(() => msgs.length >= 1 || undefined, 'snapshot on connect');
+    expect(source.pulls).toBe(1);
+    // A burst within one turn of the event loop (a pass, then the book's change) is one frame.
+    for (let i = 0; i < 5; i++) source.push(hostState({ atMs: 2000 + i }));
+    await until(() => msgs.length >= 2 || undefined, 'update');
+    await new Promise((r) => setTimeout(r, 50));
+    expect(msgs).toHaveLength(2);
+    expect((msgs[1] as HostState).atMs).toBe(2004);
+    expect(source.pulls).toBe(2);
+
+    ws.close();
+    await until(() => servers[0]!.clients() === 0 || undefined, 'client gone');
+    source.push(hostState({ atMs: 3000 }));
+    await new Promise((r) => setImmediate(r));
+    expect(source.pulls).toBe(2);
+  });
+
   it('creates the socket 0600 by default, or with the configured mode', async () => {
     const s = await serve(new FakeSource(hostState()));
     expect((await stat(sock)).mode & 0o777).toBe(0o600);
@@ -114,8 +139,11 @@ describe('state stream server', () => {
 
   it('waits for the first pass when the source has no state yet', async () => {
     const source = new FakeSource(hostState());
+    const current = source.current.bind(source);
+    let passed = false;
     source.current = () => {
-      throw new Error('no pass yet');
+      if (!passed) throw new Error('no pass yet');
+      return current();
     };
     await serve(source);
     const client = new StateClient({ socketPath: sock }).start();
@@ -123,6 +151,7 @@ describe('state stream server', () => {
     const seen = collect(client);
     await until(() => seen.opens || undefined, 'open');
     expect(seen.states).toHaveLength(0);
+    passed = true;
     source.push(hostState({ policy: 'static' }));
     await until(() => seen.states[0], 'first state');
     expect(seen.states[0]!.policy).toBe('static');
@@ -131,9 +160,10 @@ describe('state stream server', () => {
   it('detaches from the source and removes its socket on close', async () => {
     const source = new FakeSource(hostState());
     const s = await serve(source);
-    expect(source.listenerCount('state')).toBe(1);
+    const events = ['change', 'decision', 'refusal'] as const;
+    expect(events.map((e) => source.listenerCount(e))).toEqual([1, 1, 1]);
     await s.close();
-    expect(source.listenerCount('state')).toBe(0);
+    expect(events.map((e) => source.listenerCount(e))).toEqual([0, 0, 0]);
     await expect(stat(sock)).rejects.toThrow(/ENOENT/);
   });
 
