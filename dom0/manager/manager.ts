@@ -12,7 +12,7 @@ import { keys } from './keys.js';
 import { ALL_GUEST_KEYS, readGuestKeys, readTarget, setupDomain, teardownDomain, type DomainRecord, type GuestKey } from './domain.js';
 import { MAXMEM_SLACK_KIB, planApply } from './plan.js';
 import { trackProgress } from './progress.js';
-import { readSignal } from './signal.js';
+import { agedReading, readSignal } from './signal.js';
 import { buildSnapshot, type VmKnowledge } from './snapshot.js';
 import { buildHostState, type VmView } from './state.js';
 
@@ -309,7 +309,9 @@ export class Manager extends EventEmitter {
       this.rebuild = false;
       await this.forgetDomains();
     }
-    const facts = await this.host.facts();
+    // Xen's facts and the guests' new reports are independent round trips: made together, a
+    // pass waits for the slower one, not for both. Domains found now are read right after.
+    const [facts] = await Promise.all([this.host.facts(), this.readDirtyGuests()]);
     const byId = new Map(facts.domains.map((d) => [d.domid, d]));
     await this.reconcileDomains(facts);
     await this.readDirtyGuests();
@@ -456,9 +458,8 @@ export class Manager extends EventEmitter {
       // reading, so only its age moved; a report about to go stale takes the full path.
       const prev = rec.reading;
       if (!rec.reread && prev && prev.signal.kind !== 'none') {
-        const ageMs = Math.max(0, now - prev.track.sinceMs);
-        if (prev.signal.kind !== 'xmem' || ageMs <= staleAfterMs) {
-          rec.reading = { ...prev, signal: { ...prev.signal, ageMs } };
+        if (prev.signal.kind !== 'xmem' || now - prev.track.sinceMs <= staleAfterMs) {
+          rec.reading = agedReading(prev, now);
           continue;
         }
       }

@@ -109,3 +109,17 @@ function emptyTrack(nowMs: number): SignalTrack {
 function sameRaw(prev: SignalTrack | undefined, raw: string): boolean {
   return prev !== undefined && prev.seq === null && prev.raw === raw;
 }
+
+/**
+ * The same reading with its report's age moved to `nowMs` (a pass where only time passed for
+ * this VM). Built field by field, not spread: it runs for every VM on every pass.
+ */
+export function agedReading(prev: SignalReading, nowMs: number): SignalReading {
+  const ageMs = Math.max(0, nowMs - prev.track.sinceMs);
+  const s = prev.signal;
+  const signal: GuestSignal = s.kind === 'xmem' ? { kind: 'xmem', report: s.report, ageMs }
+    : s.kind === 'qubes' ? { kind: 'qubes', usedKib: s.usedKib, ageMs }
+      : s.kind === 'xapi' ? { kind: 'xapi', freeKib: s.freeKib, totalKib: s.totalKib, ageMs }
+        : s;
+  return { signal, status: prev.status, detail: prev.detail, track: prev.track };
+}
