@@ -35,9 +35,12 @@ function finished(p: ChildProcess): Promise<{ code: number | null; stdout: strin
   return new Promise((resolve) => p.on('exit', (code) => resolve({ code, stdout, stderr })));
 }
 
-async function until(fn: () => boolean | Promise<boolean>, what: string, ms = 15_000): Promise<void> {
+/** Polls until fn gives a truthy value, and returns it. */
+async function until<T>(fn: () => T | Promise<T>, what: string, ms = 15_000): Promise<NonNullable<T>> {
   const end = Date.now() + ms;
-  while (!(await fn())) {
+  for (;;) {
+    const v = await fn();
+    if (v) return v as NonNullable<T>;
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 25));
   }
@@ -115,10 +118,11 @@ describe.skipIf(skip !== null)('xmem run as a service (real C xenstored, stand-i
     expect(xlLog()).toContain(`mem-max 1 ${target}k`);
     expect(existsSync(path.join(dir, 'state.sock'))).toBe(true);
     expect(existsSync(path.join(dir, 'admission.sock'))).toBe(true);
-    // Each log line is JSON; the pass that grew `work` says why.
-    const balanced = out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { msg: string; changes?: { vm: string; reason: string }[] })
-      .find((l) => l.msg === 'balanced' && l.changes?.some((c) => c.vm === 'work'));
-    expect(balanced?.changes?.find((c) => c.vm === 'work')?.reason).toMatch(/\w/);
+    // Each log line is JSON; the pass that grew `work` says why (logged once its writes are
+    // answered, so the line may follow the target by a moment).
+    const balanced = await until(() => out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg: string; changes?: { vm: string; reason: string }[] })
+      .find((l) => l.msg === 'balanced' && l.changes?.some((c) => c.vm === 'work')), 'balanced line for work');
+    expect(balanced.changes?.find((c) => c.vm === 'work')?.reason).toMatch(/\w/);
 
     svc.kill('SIGTERM');
     const r = await done;
