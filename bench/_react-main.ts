@@ -11,7 +11,8 @@ const arg = (name: string): number | undefined => {
 };
 const samples = arg('samples');
 const spacing = arg('min-pass-interval-ms');
-const result = await measureReactLatency(100, {
+const n = arg('n') ?? 100;
+const result = await measureReactLatency(n, {
   ...(samples !== undefined ? { samples } : {}),
   ...(spacing !== undefined ? { minPassIntervalMs: spacing } : {}),
 });
