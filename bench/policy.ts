@@ -1,10 +1,12 @@
 /**
- * `npm run bench -- policy [--quick | --react-only] [--react-n N]`: the time of one full decision pass (decide()) for
+ * `npm run bench -- policy [--quick | --react-only] [--react-n N] [--react-warmup-passes P]`: the time of one full decision pass (decide()) for
  * N = 10, 100, 1000, 10000 domains, xmem and qmemman policies, median of many repeats, in µs;
  * then the watch-event → target-written latency at N = 100 over the real C xenstored, measured
  * by bench/_react.ts around the real Manager (with its state server), beside a bare reactor on
  * the same daemon, for a quiet and a busy host. `--react-n` measures the latency at another N
- * (how the tail grows with the work a pass does; the goal is stated for N = 100).
+ * (how the tail grows with the work a pass does; the goal is stated for N = 100). Each
+ * measuring process first runs P passes (default 1500) to reach V8's steady state, see
+ * bench/_react-main.ts; `--react-warmup-passes 0` measures a freshly started service.
  *
  * The host is synthetic but realistic and seeded (same every run): 85 % of the VMs send xmem
  * reports with PSI, 7 % Qubes meminfo, 3 % nothing, 5 % are paused; memory is scarce (the
@@ -119,6 +121,10 @@ export default async function bench(argv: string[]): Promise<void> {
   const nAt = argv.indexOf('--react-n');
   const reactN = nAt >= 0 ? Number(argv[nAt + 1]) : 100;
   if (!Number.isInteger(reactN) || reactN < 1 || reactN > 1000) throw new Error(`--react-n: a whole number of domains 1..1000, not ${argv[nAt + 1]}`);
+  const wAt = argv.indexOf('--react-warmup-passes');
+  const warmupPasses = wAt >= 0 ? Number(argv[wAt + 1]) : 1500;
+  if (!Number.isInteger(warmupPasses) || warmupPasses < 0) throw new Error(`--react-warmup-passes: a whole number ≥ 0, not ${argv[wAt + 1]}`);
+  const child = ['--n', String(reactN), '--warmup-passes', String(warmupPasses)];
   const result: Record<string, string> = {};
   if (sizes.length > 0) {
     process.stdout.write('one full decision pass (decide), median µs\n');
@@ -150,16 +156,16 @@ export default async function bench(argv: string[]): Promise<void> {
       const bundle = await bundleReact(path.dirname(fileURLToPath(import.meta.url)), dir);
       // Two arrival patterns: a quiet host (a report every ~105 ms: each pass starts on cold
       // caches and idle CPUs) and a busy one (every ~25 ms, the manager's interval set to 20 ms).
-      const quietHost = await runReact(bundle, ['--samples', '600', '--n', String(reactN)]);
-      const busyHost = await runReact(bundle, ['--samples', '1000', '--min-pass-interval-ms', '20', '--n', String(reactN)]);
+      const quietHost = await runReact(bundle, ['--samples', '600', ...child]);
+      const busyHost = await runReact(bundle, ['--samples', '1000', '--min-pass-interval-ms', '20', ...child]);
       for (const [label, r] of [['quiet host, report every ~105 ms, 600 samples', quietHost], ['busy host, report every ~25 ms, 1000 samples', busyHost]] as const) {
         process.stdout.write(
-          `watch event → memory/target written, N = ${reactN}, real C xenstored (${label}):\n` +
+          `watch event → memory/target written, N = ${reactN}, real C xenstored (${label}, after ${warmupPasses} warm-up passes):\n` +
             `  xmem: p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms (its pass alone: p50 ${r.passP50Ms.toFixed(2)} ms, p99 ${r.passP99Ms.toFixed(2)} ms)\n` +
             `  bare reactor (watch → read → write, same daemon, interleaved): p50 ${r.bareP50Ms.toFixed(2)} ms, p99 ${r.bareP99Ms.toFixed(2)} ms\n`,
         );
       }
-      react = `react_n=${reactN} react_p50_ms=${quietHost.p50Ms.toFixed(2)} react_p99_ms=${quietHost.p99Ms.toFixed(2)} ` +
+      react = `react_n=${reactN} react_warmup_passes=${warmupPasses} react_p50_ms=${quietHost.p50Ms.toFixed(2)} react_p99_ms=${quietHost.p99Ms.toFixed(2)} ` +
         `bare_p99_ms=${quietHost.bareP99Ms.toFixed(2)} pass_p99_ms=${quietHost.passP99Ms.toFixed(2)} ` +
         `busy_react_p50_ms=${busyHost.p50Ms.toFixed(2)} busy_react_p99_ms=${busyHost.p99Ms.toFixed(2)} busy_bare_p99_ms=${busyHost.bareP99Ms.toFixed(2)}`;
     } catch (err) {
