@@ -4,7 +4,7 @@
  * process). Prints one JSON line: ReactResult.
  *
  * Steady state is what a service that runs for weeks sees: V8 optimizes a function called once
- * per pass only after hundreds of calls (`--trace-opt` still shows compiles 1,000 passes in, and
+ * per pass only after hundreds of calls (`--trace-opt` still shows compiles a thousand passes in, and
  * each compile's helper thread competes with the pass for a vCPU). So the process first runs
  * `--warmup-passes` samples (default 1500) on a throw-away daemon and manager, at the busy pace;
  * the measured run then starts on code V8 has mostly finished optimizing. `--warmup-passes 0` measures the
