@@ -27,15 +27,29 @@ import { startStateServer, type StateServer } from '../dom0/state/server.js';
 const MiB = 1024;
 const GiB = 1024 * 1024;
 
-export interface ReactOptions {
-  /** Samples to take (default 200: two per VM at N = 100). */
-  samples?: number;
-  /** Samples taken first and not counted (default 40): the first report parse compiles zod's
-   *  fast path and V8 optimizes the pass; a manager runs for months, so steady state counts. */
-  warmup?: number;
-  /** The manager's minimum pass interval; samples are spaced beyond it so none waits on it. */
-  minPassIntervalMs?: number;
+/** One arrival pattern: reports every `spacingMs` (after the target is seen), `samples` of them. */
+export interface ReactPattern {
+  label: string;
+  samples: number;
+  spacingMs: number;
 }
+
+export interface ReactOptions {
+  /** Samples taken first on the same manager and not counted (default 1500, at the busy pace).
+   *  A service runs for weeks: V8 optimizes a function called once per pass only after hundreds
+   *  of calls. The warm-up runs in the measured manager itself: warming a throw-away one and
+   *  measuring a new one let the optimized code die with the old manager's objects (V8 drops
+   *  code whose embedded objects died: `--trace-deopt` shows "weak objects" for decideXmem). */
+  warmupSamples?: number;
+  patterns: ReactPattern[];
+}
+
+/** The manager's pass interval for the whole run: samples are spaced beyond it, so none waits
+ *  on it and a pass does the same work as under the default 100 ms. */
+const MIN_PASS_INTERVAL_MS = 20;
+const WARMUP_SPACING_MS = MIN_PASS_INTERVAL_MS + 5;
+/** Each sample raises one VM's Committed_AS by this much (above every hysteresis threshold). */
+const COMMIT_STEP_KIB = 512 * MiB;
 
 function agentReport(seq: number, commitKib: number): GuestReport {
   const total = commitKib + 512 * MiB;
@@ -69,16 +83,17 @@ function quantile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 }
 
-async function setupDomains(xs: XenstoreClient, doms: ScriptedDomain[]): Promise<void> {
+async function setupDomains(xs: XenstoreClient, doms: ScriptedDomain[], staticMaxKib: number): Promise<void> {
   await Promise.all(doms.map(async (d) => {
     const k = keys(d.domid);
     await xs.write(`${k.home}/name`, d.name);
-    await xs.write(k.staticMax, String(64 * GiB));
+    await xs.write(k.staticMax, String(staticMaxKib));
     await xs.write(k.target, String(d.actualKib));
   }));
 }
 
 export interface ReactResult {
+  label: string;
   p50Ms: number;
   p99Ms: number;
   /** The bare reactor's latency over the same daemon, samples interleaved with the manager's. */
@@ -88,14 +103,19 @@ export interface ReactResult {
    *  tells the code's cost from a loaded machine's stalls. */
   passP50Ms: number;
   passP99Ms: number;
-  /** 1-minute load average when the run ended (the figures mean little on a busy host). */
+  /** 1-minute load average when the pattern ended (the figures mean little on a busy host). */
   load1: number;
 }
 
-export async function measureReactLatency(n: number, opts: ReactOptions = {}): Promise<ReactResult> {
-  const samples = opts.samples ?? 200;
-  const warmup = opts.warmup ?? 40;
-  const minPassIntervalMs = opts.minPassIntervalMs ?? 100;
+/** Measures every pattern in turn on one daemon and one manager, after the warm-up. */
+export async function measureReactLatency(n: number, opts: ReactOptions): Promise<ReactResult[]> {
+  const warmup = opts.warmupSamples ?? 1500;
+  for (const p of opts.patterns) {
+    if (p.spacingMs < WARMUP_SPACING_MS) throw new Error(`${p.label}: spacing ${p.spacingMs} ms is below the manager's ${MIN_PASS_INTERVAL_MS} ms pass interval`);
+  }
+  const totalSamples = warmup + opts.patterns.reduce((s, p) => s + p.samples, 0);
+  // Every sample grows one VM by a step: the ceilings leave room for all of them.
+  const ceilingKib = Math.max(64 * GiB, 1 * GiB + (Math.ceil(totalSamples / n) + 2) * COMMIT_STEP_KIB);
   const daemon = await startXenstored({ impl: 'c' });
   const tools = await connectXenstore({ path: daemon.socketPath });
   const watcher = await connectXenstore({ path: daemon.socketPath });
@@ -106,21 +126,21 @@ export async function measureReactLatency(n: number, opts: ReactOptions = {}): P
   try {
     const doms: ScriptedDomain[] = [{ domid: 0, name: 'Domain-0', actualKib: 4 * GiB, maxmemKib: 4 * GiB + 1024 }];
     for (let i = 1; i <= n; i++) doms.push({ domid: i, name: `vm${i}`, actualKib: 1 * GiB, maxmemKib: 1 * GiB + 1024 });
-    await setupDomains(tools, doms);
+    await setupDomains(tools, doms, ceilingKib);
     // Plenty of memory: every sample is a prompt grow, never a wait for a donor.
-    const host = new ScriptedHost({ totalKib: (n + 8) * 64 * GiB, domains: doms });
+    const host = new ScriptedHost({ totalKib: (n + 8) * ceilingKib, domains: doms });
     manager = new Manager({
       xs: followTargetWrites(managerXs, (d, k) => host.observeTarget(d, k)),
       host,
       clock: realClock,
       // surplus: free → every target is the VM's ideal, so each larger report moves its target
       // (with `proportional` and this much memory every VM would sit at its ceiling).
-      config: parseConfig({ surplus: 'free', service: { minPassIntervalMs, sweepIntervalMs: 3_600_000, convergePollMs: 60_000 } }),
+      config: parseConfig({ surplus: 'free', service: { minPassIntervalMs: MIN_PASS_INTERVAL_MS, sweepIntervalMs: 3_600_000, convergePollMs: 60_000 } }),
       logger: pino({ level: 'silent' }),
     });
     let passes = 0;
     let measuring = false;
-    const passMs: number[] = [];
+    let passMs: number[] = [];
     manager.on('pass', (p: PassReport) => {
       passes++;
       if (measuring && p.changes.length > 0) passMs.push(p.durationMs);
@@ -130,7 +150,7 @@ export async function measureReactLatency(n: number, opts: ReactOptions = {}): P
     stateServer = await startStateServer(manager, { socketPath: `${daemon.socketPath}.state` });
     // Let discovery and the initial passes settle.
     for (let quiet = 0, last = -1; quiet < 3; ) {
-      await new Promise((r) => setTimeout(r, minPassIntervalMs + 50));
+      await new Promise((r) => setTimeout(r, 150));
       quiet = passes === last ? quiet + 1 : 0;
       last = passes;
     }
@@ -151,9 +171,8 @@ export async function measureReactLatency(n: number, opts: ReactOptions = {}): P
     await new Promise((r) => setTimeout(r, 100)); // drain the initial watch events
 
     const commit = new Map<number, number>();
-    const lat: number[] = [];
-    const bareLat: number[] = [];
-    const sample = async (reportPath: string, targetPath: string, value: string, what: string): Promise<number> => {
+    let taken = 0;
+    const sample = async (reportPath: string, targetPath: string, value: string, what: string, spacingMs: number): Promise<number> => {
       const seen = new Promise<number>((resolve, reject) => {
         waiting.set(targetPath, resolve);
         setTimeout(() => reject(new Error(`${what}: no target written within 5 s`)), 5000).unref();
@@ -161,30 +180,44 @@ export async function measureReactLatency(n: number, opts: ReactOptions = {}): P
       const t0 = performance.now();
       await tools.write(reportPath, value);
       const ms = (await seen) - t0;
-      await new Promise((r) => setTimeout(r, minPassIntervalMs + 5));
+      await new Promise((r) => setTimeout(r, spacingMs));
       return ms;
     };
-    for (let i = 0; i < warmup + samples; i++) {
-      measuring = i >= warmup;
+    // One xmem sample then one bare-reactor sample, on the same VM number and report.
+    const pair = async (spacingMs: number): Promise<[number, number]> => {
+      const i = taken++;
       const domid = 1 + (i % n);
-      const c = (commit.get(domid) ?? 1 * GiB) + 512 * MiB;
+      const c = (commit.get(domid) ?? 1 * GiB) + COMMIT_STEP_KIB;
       commit.set(domid, c);
       const report = encodeGuestReport(agentReport(i + 1, c));
-      const ms = await sample(keys(domid).report, keys(domid).target, report, `vm${domid} (sample ${i})`);
-      const bareMs = await sample(`${BARE}/${domid}/report`, `${BARE}/${domid}/target`, report, `bare reactor (sample ${i})`);
-      if (measuring) {
+      const ms = await sample(keys(domid).report, keys(domid).target, report, `vm${domid} (sample ${i})`, spacingMs);
+      const bareMs = await sample(`${BARE}/${domid}/report`, `${BARE}/${domid}/target`, report, `bare reactor (sample ${i})`, spacingMs);
+      return [ms, bareMs];
+    };
+    for (let i = 0; i < warmup; i++) await pair(WARMUP_SPACING_MS);
+
+    const results: ReactResult[] = [];
+    for (const p of opts.patterns) {
+      const lat: number[] = [];
+      const bareLat: number[] = [];
+      passMs = [];
+      measuring = true;
+      for (let i = 0; i < p.samples; i++) {
+        const [ms, bareMs] = await pair(p.spacingMs);
         lat.push(ms);
         bareLat.push(bareMs);
       }
+      measuring = false;
+      for (const xs of [lat, bareLat, passMs]) xs.sort((a, b) => a - b);
+      results.push({
+        label: p.label,
+        p50Ms: quantile(lat, 0.5), p99Ms: quantile(lat, 0.99),
+        bareP50Ms: quantile(bareLat, 0.5), bareP99Ms: quantile(bareLat, 0.99),
+        passP50Ms: quantile(passMs, 0.5), passP99Ms: quantile(passMs, 0.99),
+        load1: os.loadavg()[0]!,
+      });
     }
-    measuring = false;
-    for (const xs of [lat, bareLat, passMs]) xs.sort((a, b) => a - b);
-    return {
-      p50Ms: quantile(lat, 0.5), p99Ms: quantile(lat, 0.99),
-      bareP50Ms: quantile(bareLat, 0.5), bareP99Ms: quantile(bareLat, 0.99),
-      passP50Ms: quantile(passMs, 0.5), passP99Ms: quantile(passMs, 0.99),
-      load1: os.loadavg()[0]!,
-    };
+    return results;
   } finally {
     await bare?.close();
     await stateServer?.close();

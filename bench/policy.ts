@@ -5,7 +5,7 @@
  * by bench/_react.ts around the real Manager (with its state server), beside a bare reactor on
  * the same daemon, for a quiet and a busy host. `--react-n` measures the latency at another N
  * (how the tail grows with the work a pass does; the goal is stated for N = 100). Each
- * measuring process first runs P passes (default 1500) to reach V8's steady state, see
+ * manager is measured after P passes of its own (default 1500) at V8's steady state, see
  * bench/_react-main.ts; `--react-warmup-passes 0` measures a freshly started service.
  *
  * The host is synthetic but realistic and seeded (same every run): 85 % of the VMs send xmem
@@ -154,20 +154,19 @@ export default async function bench(argv: string[]): Promise<void> {
     const dir = mkdtempSync(path.join(tmpdir(), 'xmem-react-'));
     try {
       const bundle = await bundleReact(path.dirname(fileURLToPath(import.meta.url)), dir);
-      // Two arrival patterns: a quiet host (a report every ~105 ms: each pass starts on cold
-      // caches and idle CPUs) and a busy one (every ~25 ms, the manager's interval set to 20 ms).
-      const quietHost = await runReact(bundle, ['--samples', '600', ...child]);
-      const busyHost = await runReact(bundle, ['--samples', '1000', '--min-pass-interval-ms', '20', ...child]);
-      for (const [label, r] of [['quiet host, report every ~105 ms, 600 samples', quietHost], ['busy host, report every ~25 ms, 1000 samples', busyHost]] as const) {
+      // Two arrival patterns, measured in turn on one manager after its warm-up: a quiet host
+      // and a busy one (see bench/_react-main.ts).
+      const [quietHost, busyHost] = await runReact(bundle, child);
+      for (const r of [quietHost!, busyHost!]) {
         process.stdout.write(
-          `watch event → memory/target written, N = ${reactN}, real C xenstored (${label}, after ${warmupPasses} warm-up passes):\n` +
+          `watch event → memory/target written, N = ${reactN}, real C xenstored (${r.label}, after ${warmupPasses} warm-up passes):\n` +
             `  xmem: p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms (its pass alone: p50 ${r.passP50Ms.toFixed(2)} ms, p99 ${r.passP99Ms.toFixed(2)} ms)\n` +
             `  bare reactor (watch → read → write, same daemon, interleaved): p50 ${r.bareP50Ms.toFixed(2)} ms, p99 ${r.bareP99Ms.toFixed(2)} ms\n`,
         );
       }
-      react = `react_n=${reactN} react_warmup_passes=${warmupPasses} react_p50_ms=${quietHost.p50Ms.toFixed(2)} react_p99_ms=${quietHost.p99Ms.toFixed(2)} ` +
-        `bare_p99_ms=${quietHost.bareP99Ms.toFixed(2)} pass_p99_ms=${quietHost.passP99Ms.toFixed(2)} ` +
-        `busy_react_p50_ms=${busyHost.p50Ms.toFixed(2)} busy_react_p99_ms=${busyHost.p99Ms.toFixed(2)} busy_bare_p99_ms=${busyHost.bareP99Ms.toFixed(2)}`;
+      react = `react_n=${reactN} react_warmup_passes=${warmupPasses} react_p50_ms=${quietHost!.p50Ms.toFixed(2)} react_p99_ms=${quietHost!.p99Ms.toFixed(2)} ` +
+        `bare_p99_ms=${quietHost!.bareP99Ms.toFixed(2)} pass_p99_ms=${quietHost!.passP99Ms.toFixed(2)} ` +
+        `busy_react_p50_ms=${busyHost!.p50Ms.toFixed(2)} busy_react_p99_ms=${busyHost!.p99Ms.toFixed(2)} busy_bare_p99_ms=${busyHost!.bareP99Ms.toFixed(2)}`;
     } catch (err) {
       process.stdout.write(`react=unmeasured (${err instanceof Error ? err.message.split('\n')[0] : String(err)})\n`);
     } finally {
@@ -192,7 +191,7 @@ async function bundleReact(here: string, dir: string): Promise<{ file: string; p
   return { file, peerDir: path.join(here, '..', 'test', 'peer') };
 }
 
-async function runReact(bundle: { file: string; peerDir: string }, args: string[]): Promise<ReactResult> {
+async function runReact(bundle: { file: string; peerDir: string }, args: string[]): Promise<ReactResult[]> {
   const { stdout } = await execa('node', [bundle.file, ...args], { env: { XMEM_PEER_DIR: bundle.peerDir } });
-  return JSON.parse(stdout.trim().split('\n').pop()!) as ReactResult;
+  return JSON.parse(stdout.trim().split('\n').pop()!) as ReactResult[];
 }
