@@ -44,6 +44,7 @@ export async function startStateServer(source: StateSource, opts: StateServerOpt
   const metrics = new StateMetrics();
   const wss = new WebSocketServer({ noServer: true, maxPayload: 4096 /* clients send nothing */ });
   const log = opts.logger;
+  const pull = stateReader(source, log);
 
   // The state is built only when someone looks: once per change while viewers are connected
   // (after the pass's own I/O: setImmediate), at a connect, at a scrape.
@@ -51,7 +52,7 @@ export async function startStateServer(source: StateSource, opts: StateServerOpt
   const flush = (): void => {
     flushQueued = false;
     if (wss.clients.size === 0) return;
-    const state = safeCurrent(source, log);
+    const state = pull();
     if (!state) return;
     const text = JSON.stringify(state);
     for (const ws of wss.clients) send(ws, text);
@@ -69,14 +70,14 @@ export async function startStateServer(source: StateSource, opts: StateServerOpt
 
   wss.on('connection', (ws) => {
     ws.on('error', (err) => log?.warn({ err: err.message }, 'state client error'));
-    const state = safeCurrent(source, log);
+    const state = pull();
     if (state) send(ws, JSON.stringify(state));
   });
 
   const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const url = req.url?.split('?')[0];
     if (req.method === 'GET' && url === METRICS_PATH) {
-      metrics.text(safeCurrent(source, log)).then(
+      metrics.text(pull()).then(
         (body) => {
           res.writeHead(200, { 'content-type': metrics.contentType });
           res.end(body);
@@ -178,12 +179,24 @@ function send(ws: WebSocket, text: string): void {
   ws.send(text);
 }
 
-function safeCurrent(source: StateSource, log: StateServerOptions['logger']): HostState | null {
-  try {
-    return source.current();
-  } catch (err) {
-    // Before the first pass the manager may have no state yet; clients get the first update.
-    log?.warn({ err: (err as Error).message }, 'state source has no current state yet');
-    return null;
-  }
+/**
+ * Pulls the source's state. A source that cannot build one (the manager before its first pass,
+ * or a bug) may fail at every pull, up to once per pass while a viewer watches: it is logged
+ * once per distinct error, and once when it answers again.
+ */
+function stateReader(source: StateSource, log: StateServerOptions['logger']): () => HostState | null {
+  let failing: string | null = null;
+  return () => {
+    try {
+      const state = source.current();
+      if (failing !== null) log?.info({ was: failing }, 'state source answers again');
+      failing = null;
+      return state;
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      if (message !== failing) log?.warn({ err: message }, 'state source has no current state; viewers get the next one');
+      failing = message;
+      return null;
+    }
+  };
 }

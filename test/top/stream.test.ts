@@ -145,16 +145,28 @@ describe('state stream server', () => {
       if (!passed) throw new Error('no pass yet');
       return current();
     };
-    await serve(source);
+    const lines: { level: string; msg: string | undefined }[] = [];
+    const logger = { info: (_: object, msg?: string) => lines.push({ level: 'info', msg }), warn: (_: object, msg?: string) => lines.push({ level: 'warn', msg }) };
+    servers.push(await startStateServer(source, { socketPath: sock, logger }));
     const client = new StateClient({ socketPath: sock }).start();
     clients.push(client);
     const seen = collect(client);
     await until(() => seen.opens || undefined, 'open');
+    // Every change pulls again while a viewer watches: the failure is logged once, not per pull.
+    for (let i = 0; i < 20; i++) {
+      source.emit('change');
+      await new Promise((r) => setImmediate(r));
+    }
     expect(seen.states).toHaveLength(0);
+    expect(lines.filter((l) => l.level === 'warn')).toEqual([{ level: 'warn', msg: 'state source has no current state; viewers get the next one' }]);
     passed = true;
     source.push(hostState({ policy: 'static' }));
     await until(() => seen.states[0], 'first state');
     expect(seen.states[0]!.policy).toBe('static');
+    expect(lines.filter((l) => l.msg?.startsWith('state source'))).toEqual([
+      { level: 'warn', msg: 'state source has no current state; viewers get the next one' },
+      { level: 'info', msg: 'state source answers again' },
+    ]);
   });
 
   it('detaches from the source and removes its socket on close', async () => {
