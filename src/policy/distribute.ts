@@ -5,7 +5,11 @@ import { waterFill } from './water-fill.js';
  *
  * - enough   (pool ≥ Σ want):  everyone gets its want; the surplus beyond `keepFreeKib` goes where `surplus` says:
  *            `proportional` in proportion to weight × ideal (qmemman's rule, ∝ pref), up to each
- *            ceiling; `dom0` to dom0 up to its ceiling; `free` nowhere.
+ *            ceiling; `dom0` to dom0 up to its ceiling; `free` nowhere. A VM still above its
+ *            ideal (a pressure boost, a moderated shrink under way) holds part of its share
+ *            already: it gets max(want, ideal + share). Topping its want up instead would hand
+ *            back, as surplus, each step its moderated shrink gives up, and its target would go
+ *            back and forth while the shrinks of the others settle.
  * - scarcity (Σ floor ≤ pool < Σ want): everyone gets its floor plus the same weighted
  *            fraction of (want − floor): squeezed's equal fraction, with weights.
  * - deficit  (pool < Σ floor): VMs above their floor go down to it; VMs below it (`lower` =
@@ -22,8 +26,9 @@ export interface Bounds {
   want: Float64Array;
   ceiling: Float64Array;
   weight: Float64Array;
-  /** What a proportional surplus share is proportional to (× weight): the ideal, which, unlike
-   *  the moderated demand, does not drift while a VM is being walked down. */
+  /** The ideal: what a proportional surplus share is proportional to (× weight), as it does not
+   *  drift while a VM is being walked down like the moderated demand; and what a share is
+   *  counted from (a want above it already holds that much of the share). */
   shareBase: Float64Array;
   /** Index of dom0 among the managed VMs, or -1. */
   dom0: number;
@@ -62,11 +67,13 @@ export function distribute(b: Bounds, pool: number, surplus: SurplusMode, keepFr
     targets.set(b.want);
     extra = new Float64Array(n);
     if (surplus === 'proportional') {
+      const held = new Float64Array(n);
       for (let i = 0; i < n; i++) {
         caps[i] = Math.max(0, b.ceiling[i]! - b.want[i]!);
         shares[i] = b.weight[i]! * b.shareBase[i]!;
+        held[i] = Math.max(0, b.want[i]! - b.shareBase[i]!);
       }
-      extra = waterFill(caps, shares, Math.max(0, surplusKib - keepFreeKib));
+      extra = waterFill(caps, shares, Math.max(0, surplusKib - keepFreeKib), held);
     } else if (surplus === 'dom0' && b.dom0 >= 0) {
       extra[b.dom0] = Math.floor(Math.min(Math.max(0, surplusKib - keepFreeKib), Math.max(0, b.ceiling[b.dom0]! - b.want[b.dom0]!)));
     }

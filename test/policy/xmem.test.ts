@@ -79,6 +79,29 @@ describe('xmem policy: sharing', () => {
     expect(r.summary).toMatch(/^xmem: enough memory/);
   });
 
+  it('surplus proportional: a VM still above its ideal (a moderated shrink under way) already holds that much of its share', () => {
+    const freeKib = 6 * G;
+    const plain = decide(two(freeKib), cfg({ surplus: 'proportional' })).decisions;
+    // vm1 is being walked down to its ideal and took its last step 0.5 s ago (one per 2 s):
+    // its want stays where it is this pass.
+    const boosted = (extraKib: number): HostSnapshot => {
+      const s = two(freeKib);
+      s.vms[0] = { ...s.vms[0]!, history: { ...EMPTY_HISTORY, wantKib: idealOf(2 * G) + extraKib, lastShrinkMs: s.nowMs - 500 } };
+      return s;
+    };
+    // Within its share the boost changes nothing: max(want, ideal + share) is ideal + share, and
+    // vm2 gets what it would get anyway (topping the want up would have taken 1.5G from vm2).
+    const within = decide(boosted(1536 * M), cfg({ surplus: 'proportional' })).decisions;
+    expect(within[0]!.targetKib).toBe(plain[0]!.targetKib);
+    expect(within[1]!.targetKib).toBe(plain[1]!.targetKib);
+    // Beyond its share the VM keeps its want and the others share what is left.
+    const pool = freeKib - 64 * M + 2 * G;
+    const beyond = decide(boosted(4 * G), cfg({ surplus: 'proportional' })).decisions;
+    expect(beyond[0]!.targetKib).toBe(idealOf(2 * G) + 4 * G);
+    expect(beyond[1]!.targetKib).toBeGreaterThanOrEqual(pool - beyond[0]!.targetKib - 2);
+    expect(beyond[1]!.targetKib).toBeLessThanOrEqual(pool - beyond[0]!.targetKib);
+  });
+
   it('surplusKeepFree: that much of the surplus stays free, the rest is shared', () => {
     const freeKib = 6 * G;
     const all = decide(two(freeKib), cfg({ surplus: 'proportional' }));
