@@ -19,7 +19,7 @@ import { connectXenstore } from '../src/xenstore/client.js';
 import type { WatchEvent, XenstoreClient } from '../src/xenstore/types.js';
 import { encodeGuestReport, type GuestReport } from '../src/schemas/report.js';
 import { parseConfig } from '../dom0/config.js';
-import { ScriptedHost, followTargetWrites, type ScriptedDomain } from '../dom0/host/scripted-host.js';
+import { ScriptedHost, followTargetWrites, proxyClient, type ScriptedDomain } from '../dom0/host/scripted-host.js';
 import { Manager, type PassReport } from '../dom0/manager/manager.js';
 import { keys } from '../dom0/manager/keys.js';
 import { startStateServer, type StateServer } from '../dom0/state/server.js';
@@ -83,6 +83,66 @@ function quantile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 }
 
+/** When the manager's side of one xmem sample happened (performance.now(), first of each). */
+interface Marks {
+  watch?: number;
+  readStart?: number;
+  readDone?: number;
+  writeStart?: number;
+  writeDone?: number;
+}
+
+/** Where one sample's time went, ms: report written → the manager's watch fires → its pass
+ *  reads the report → decides → writes the target (→ acknowledged; → seen by the watcher). */
+export interface Phases {
+  delivery: number;
+  toPass: number;
+  read: number;
+  decide: number;
+  writeAck: number;
+  writeSeen: number;
+}
+
+const PHASES: (keyof Phases)[] = ['delivery', 'toPass', 'read', 'decide', 'writeAck', 'writeSeen'];
+
+function phasesOf(t0: number, seen: number, m: Marks): Phases | null {
+  const { watch, readStart, readDone, writeStart, writeDone } = m;
+  if (watch === undefined || readStart === undefined || readDone === undefined || writeStart === undefined || writeDone === undefined) return null;
+  return { delivery: watch - t0, toPass: readStart - watch, read: readDone - readStart, decide: writeStart - readDone, writeAck: writeDone - writeStart, writeSeen: seen - writeStart };
+}
+
+/** Each phase's median over the samples given. */
+function medianPhases(ps: Phases[]): Phases | null {
+  if (ps.length === 0) return null;
+  const out = {} as Phases;
+  for (const k of PHASES) out[k] = quantile(ps.map((p) => p[k]).sort((a, b) => a - b), 0.5);
+  return out;
+}
+
+/** The manager's client, timestamping the first watch event, read and write of each sample. */
+function markedClient(xs: XenstoreClient, marks: () => Marks): XenstoreClient {
+  const now = () => performance.now();
+  return proxyClient(xs, {
+    watch: (path, handler) => xs.watch(path, (ev) => {
+      marks().watch ??= now();
+      handler(ev);
+    }),
+    tryRead: async (path, tx) => {
+      const m = marks();
+      m.readStart ??= now();
+      const v = await xs.tryRead(path, tx);
+      m.readDone ??= now();
+      return v;
+    },
+    write: async (path, value, tx) => {
+      const m = marks();
+      m.writeStart ??= now();
+      await xs.write(path, value, tx);
+      m.writeDone ??= now();
+    },
+  });
+}
+
 async function setupDomains(xs: XenstoreClient, doms: ScriptedDomain[], staticMaxKib: number): Promise<void> {
   await Promise.all(doms.map(async (d) => {
     const k = keys(d.domid);
@@ -103,6 +163,10 @@ export interface ReactResult {
    *  tells the code's cost from a loaded machine's stalls. */
   passP50Ms: number;
   passP99Ms: number;
+  /** Where the time went: each phase's median over all xmem samples, and over the slowest 1 %
+   *  (those at or above the p99), to tell the pass's own work from the round trips. */
+  phasesP50: Phases | null;
+  phasesTail: Phases | null;
   /** 1-minute load average when the pattern ended (the figures mean little on a busy host). */
   load1: number;
 }
@@ -129,8 +193,10 @@ export async function measureReactLatency(n: number, opts: ReactOptions): Promis
     await setupDomains(tools, doms, ceilingKib);
     // Plenty of memory: every sample is a prompt grow, never a wait for a donor.
     const host = new ScriptedHost({ totalKib: (n + 8) * ceilingKib, domains: doms });
+    // Marks of the xmem sample under way; bare samples write into a throw-away object.
+    let marks: Marks = {};
     manager = new Manager({
-      xs: followTargetWrites(managerXs, (d, k) => host.observeTarget(d, k)),
+      xs: markedClient(followTargetWrites(managerXs, (d, k) => host.observeTarget(d, k)), () => marks),
       host,
       clock: realClock,
       // surplus: free → every target is the VM's ideal, so each larger report moves its target
@@ -172,27 +238,28 @@ export async function measureReactLatency(n: number, opts: ReactOptions): Promis
 
     const commit = new Map<number, number>();
     let taken = 0;
-    const sample = async (reportPath: string, targetPath: string, value: string, what: string, spacingMs: number): Promise<number> => {
+    const sample = async (reportPath: string, targetPath: string, value: string, what: string, spacingMs: number, m: Marks): Promise<{ ms: number; phases: Phases | null }> => {
       const seen = new Promise<number>((resolve, reject) => {
         waiting.set(targetPath, resolve);
         setTimeout(() => reject(new Error(`${what}: no target written within 5 s`)), 5000).unref();
       });
+      marks = m;
       const t0 = performance.now();
       await tools.write(reportPath, value);
-      const ms = (await seen) - t0;
+      const t1 = await seen;
       await new Promise((r) => setTimeout(r, spacingMs));
-      return ms;
+      return { ms: t1 - t0, phases: phasesOf(t0, t1, m) };
     };
     // One xmem sample then one bare-reactor sample, on the same VM number and report.
-    const pair = async (spacingMs: number): Promise<[number, number]> => {
+    const pair = async (spacingMs: number): Promise<[{ ms: number; phases: Phases | null }, number]> => {
       const i = taken++;
       const domid = 1 + (i % n);
       const c = (commit.get(domid) ?? 1 * GiB) + COMMIT_STEP_KIB;
       commit.set(domid, c);
       const report = encodeGuestReport(agentReport(i + 1, c));
-      const ms = await sample(keys(domid).report, keys(domid).target, report, `vm${domid} (sample ${i})`, spacingMs);
-      const bareMs = await sample(`${BARE}/${domid}/report`, `${BARE}/${domid}/target`, report, `bare reactor (sample ${i})`, spacingMs);
-      return [ms, bareMs];
+      const xmem = await sample(keys(domid).report, keys(domid).target, report, `vm${domid} (sample ${i})`, spacingMs, {});
+      const bare = await sample(`${BARE}/${domid}/report`, `${BARE}/${domid}/target`, report, `bare reactor (sample ${i})`, spacingMs, {});
+      return [xmem, bare.ms];
     };
     for (let i = 0; i < warmup; i++) await pair(WARMUP_SPACING_MS);
 
@@ -200,18 +267,24 @@ export async function measureReactLatency(n: number, opts: ReactOptions): Promis
     for (const p of opts.patterns) {
       const lat: number[] = [];
       const bareLat: number[] = [];
+      const timed: { ms: number; phases: Phases | null }[] = [];
       passMs = [];
       measuring = true;
       for (let i = 0; i < p.samples; i++) {
-        const [ms, bareMs] = await pair(p.spacingMs);
-        lat.push(ms);
+        const [xmem, bareMs] = await pair(p.spacingMs);
+        lat.push(xmem.ms);
+        timed.push(xmem);
         bareLat.push(bareMs);
       }
       measuring = false;
       for (const xs of [lat, bareLat, passMs]) xs.sort((a, b) => a - b);
+      const p99 = quantile(lat, 0.99);
+      const phased = (keep: (ms: number) => boolean) => timed.flatMap((t) => (t.phases && keep(t.ms) ? [t.phases] : []));
       results.push({
         label: p.label,
-        p50Ms: quantile(lat, 0.5), p99Ms: quantile(lat, 0.99),
+        phasesP50: medianPhases(phased(() => true)),
+        phasesTail: medianPhases(phased((ms) => ms >= p99)),
+        p50Ms: quantile(lat, 0.5), p99Ms: p99,
         bareP50Ms: quantile(bareLat, 0.5), bareP99Ms: quantile(bareLat, 0.99),
         passP50Ms: quantile(passMs, 0.5), passP99Ms: quantile(passMs, 0.99),
         load1: os.loadavg()[0]!,

@@ -27,7 +27,7 @@ import { decide } from '../src/policy/index.js';
 import { PolicyConfigSchema, type PolicyConfig } from '../src/policy/config.js';
 import { EMPTY_HISTORY, type GuestSignal, type HostSnapshot, type VmSnapshot } from '../src/policy/types.js';
 import type { GuestReport } from '../src/schemas/report.js';
-import type { ReactResult } from './_react.js';
+import type { Phases, ReactResult } from './_react.js';
 
 const M = 1024;
 const G = 1024 * 1024;
@@ -161,7 +161,8 @@ export default async function bench(argv: string[]): Promise<void> {
         process.stdout.write(
           `watch event → memory/target written, N = ${reactN}, real C xenstored (${r.label}, after ${warmupPasses} warm-up passes):\n` +
             `  xmem: p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms (its pass alone: p50 ${r.passP50Ms.toFixed(2)} ms, p99 ${r.passP99Ms.toFixed(2)} ms)\n` +
-            `  bare reactor (watch → read → write, same daemon, interleaved): p50 ${r.bareP50Ms.toFixed(2)} ms, p99 ${r.bareP99Ms.toFixed(2)} ms\n`,
+            `  bare reactor (watch → read → write, same daemon, interleaved): p50 ${r.bareP50Ms.toFixed(2)} ms, p99 ${r.bareP99Ms.toFixed(2)} ms\n` +
+            `  where xmem's time goes, ms, median of each phase (all samples | the slowest 1 %):\n    ${phaseLine(r)}\n`,
         );
       }
       react = `react_n=${reactN} react_warmup_passes=${warmupPasses} react_p50_ms=${quietHost!.p50Ms.toFixed(2)} react_p99_ms=${quietHost!.p99Ms.toFixed(2)} ` +
@@ -178,6 +179,18 @@ export default async function bench(argv: string[]): Promise<void> {
       `n1000_cpu_us=${result.n1000_cpu_us} n10000_cpu_us=${result.n10000_cpu_us} ` +
       `qmemman_n1000_us=${result.qmemman_n1000_us} qmemman_n10000_us=${result.qmemman_n10000_us} load1=${loadavg()[0]!.toFixed(1)}\n`,
   );
+}
+
+const PHASE_NAMES: [keyof Phases, string][] = [
+  ['delivery', 'report written → watch fires'], ['toPass', '→ pass reads'], ['read', 'read'],
+  ['decide', 'decide (read answered → target write sent)'], ['writeAck', 'write acknowledged'], ['writeSeen', 'write seen by the watcher'],
+];
+
+function phaseLine(r: ReactResult): string {
+  if (!r.phasesP50 || !r.phasesTail) return 'unmeasured';
+  const all = r.phasesP50;
+  const tail = r.phasesTail;
+  return PHASE_NAMES.map(([k, name]) => `${name} ${all[k].toFixed(2)} | ${tail[k].toFixed(2)}`).join(', ');
 }
 
 /** Bundles bench/_react-main.ts to run under plain node, as the service runs (the bench itself

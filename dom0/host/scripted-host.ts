@@ -139,17 +139,29 @@ export function followTargetWrites(
   onTarget: (domid: number, kib: number) => void,
 ): XenstoreClient {
   const re = /^\/local\/domain\/(\d+)\/memory\/target$/;
+  const write = async (path: string, value: string, tx?: number) => {
+    await xs.write(path, value, tx);
+    const m = re.exec(path);
+    if (m && !tx && /^\d+$/.test(value)) onTarget(Number(m[1]), Number(value));
+  };
+  return proxyClient(xs, { write });
+}
+
+/**
+ * `xs` with some methods replaced; the others are bound to `xs` once, not at every access
+ * (the react benchmark's manager goes through this wrapper on every request).
+ */
+export function proxyClient(xs: XenstoreClient, overrides: Partial<XenstoreClient>): XenstoreClient {
+  const bound = new Map<PropertyKey, unknown>(Object.entries(overrides));
   return new Proxy(xs, {
     get(target, prop, receiver) {
-      if (prop === 'write') {
-        return async (path: string, value: string, tx?: number) => {
-          await target.write(path, value, tx);
-          const m = re.exec(path);
-          if (m && !tx && /^\d+$/.test(value)) onTarget(Number(m[1]), Number(value));
-        };
-      }
+      const own = bound.get(prop);
+      if (own !== undefined) return own;
       const v = Reflect.get(target, prop, receiver);
-      return typeof v === 'function' ? v.bind(target) : v;
+      if (typeof v !== 'function') return v;
+      const fn = v.bind(target);
+      bound.set(prop, fn);
+      return fn;
     },
   });
 }
