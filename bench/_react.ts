@@ -193,7 +193,7 @@ export async function measureReactLatency(n: number, opts: ReactOptions): Promis
     await setupDomains(tools, doms, ceilingKib);
     // Plenty of memory: every sample is a prompt grow, never a wait for a donor.
     const host = new ScriptedHost({ totalKib: (n + 8) * ceilingKib, domains: doms });
-    // Marks of the xmem sample under way; bare samples write into a throw-away object.
+    // Marks of the sample under way (a bare-reactor sample's stay empty).
     let marks: Marks = {};
     manager = new Manager({
       xs: markedClient(followTargetWrites(managerXs, (d, k) => host.observeTarget(d, k)), () => marks),
@@ -238,11 +238,12 @@ export async function measureReactLatency(n: number, opts: ReactOptions): Promis
 
     const commit = new Map<number, number>();
     let taken = 0;
-    const sample = async (reportPath: string, targetPath: string, value: string, what: string, spacingMs: number, m: Marks): Promise<{ ms: number; phases: Phases | null }> => {
+    const sample = async (reportPath: string, targetPath: string, value: string, what: string, spacingMs: number): Promise<{ ms: number; phases: Phases | null }> => {
       const seen = new Promise<number>((resolve, reject) => {
         waiting.set(targetPath, resolve);
         setTimeout(() => reject(new Error(`${what}: no target written within 5 s`)), 5000).unref();
       });
+      const m: Marks = {};
       marks = m;
       const t0 = performance.now();
       await tools.write(reportPath, value);
@@ -257,26 +258,25 @@ export async function measureReactLatency(n: number, opts: ReactOptions): Promis
       const c = (commit.get(domid) ?? 1 * GiB) + COMMIT_STEP_KIB;
       commit.set(domid, c);
       const report = encodeGuestReport(agentReport(i + 1, c));
-      const xmem = await sample(keys(domid).report, keys(domid).target, report, `vm${domid} (sample ${i})`, spacingMs, {});
-      const bare = await sample(`${BARE}/${domid}/report`, `${BARE}/${domid}/target`, report, `bare reactor (sample ${i})`, spacingMs, {});
+      const xmem = await sample(keys(domid).report, keys(domid).target, report, `vm${domid} (sample ${i})`, spacingMs);
+      const bare = await sample(`${BARE}/${domid}/report`, `${BARE}/${domid}/target`, report, `bare reactor (sample ${i})`, spacingMs);
       return [xmem, bare.ms];
     };
     for (let i = 0; i < warmup; i++) await pair(WARMUP_SPACING_MS);
 
     const results: ReactResult[] = [];
     for (const p of opts.patterns) {
-      const lat: number[] = [];
       const bareLat: number[] = [];
       const timed: { ms: number; phases: Phases | null }[] = [];
       passMs = [];
       measuring = true;
       for (let i = 0; i < p.samples; i++) {
         const [xmem, bareMs] = await pair(p.spacingMs);
-        lat.push(xmem.ms);
         timed.push(xmem);
         bareLat.push(bareMs);
       }
       measuring = false;
+      const lat = timed.map((t) => t.ms);
       for (const xs of [lat, bareLat, passMs]) xs.sort((a, b) => a - b);
       const p99 = quantile(lat, 0.99);
       const phased = (keep: (ms: number) => boolean) => timed.flatMap((t) => (t.phases && keep(t.ms) ? [t.phases] : []));
