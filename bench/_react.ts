@@ -2,27 +2,26 @@
  * Watch-event → target-written latency of the real Manager over the real C xenstored, with N
  * domains on a scripted host (Xen's hypercalls are the only thing not real). One sample: a
  * guest report that asks for more memory is written; the clock stops when a watch on that
- * VM's memory/target (on a third, independent connection) sees the manager's write.
+ * VM's memory/target (on an independent connection) sees the manager's write.
  *
- * The peer measured in the same run is a bare reactor: on the same xenstored, with the same
- * client library, it watches a report key, reads it, parses the JSON and writes a target —
- * the least any balancer must do (one watch event, one read, one write). Its samples alternate
- * with the manager's, so both see the same machine; what the manager adds is the policy pass.
- * Called by bench/policy.ts; `_` keeps it out of the bench list.
+ * Three processes, as on a real host: this driver (the guests: it writes the reports and
+ * watches the targets), the manager, and the peer. The peer measured in the same run is a
+ * bare reactor: on the same xenstored, with the same client library, it watches a report key,
+ * reads it, parses the JSON and writes a target — the least any balancer must do (one watch
+ * event, one read, one write). Its samples alternate with the manager's, so both see the same
+ * machine; what the manager adds is the policy pass. Times are CLOCK_MONOTONIC, shared by the
+ * processes; the manager logs its side of each sample and hands the log over at the end.
+ * Called by bench/policy.ts through bench/_react-main.ts; `_` keeps it out of the bench list.
  */
+import { fork, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
-import { performance } from 'node:perf_hooks';
-import pino from 'pino';
 import { startXenstored } from '../test/peer/daemon.js';
-import { realClock } from '../src/clock.js';
 import { connectXenstore } from '../src/xenstore/client.js';
 import type { WatchEvent, XenstoreClient } from '../src/xenstore/types.js';
 import { encodeGuestReport, type GuestReport } from '../src/schemas/report.js';
-import { parseConfig } from '../dom0/config.js';
-import { ScriptedHost, followTargetWrites, proxyClient, type ScriptedDomain } from '../dom0/host/scripted-host.js';
-import { Manager, type PassReport } from '../dom0/manager/manager.js';
+import type { ScriptedDomain } from '../dom0/host/scripted-host.js';
 import { keys } from '../dom0/manager/keys.js';
-import { startStateServer, type StateServer } from '../dom0/state/server.js';
+import { BARE, MIN_PASS_INTERVAL_MS, monoMs, type ManagerChildSpec, type ManagerLog } from './_react-peers.js';
 
 const MiB = 1024;
 const GiB = 1024 * 1024;
@@ -42,11 +41,10 @@ export interface ReactOptions {
    *  code whose embedded objects died: `--trace-deopt` shows "weak objects" for decideXmem). */
   warmupSamples?: number;
   patterns: ReactPattern[];
+  /** The script to fork for the manager and the bare reactor (bench/_react-main.ts, bundled). */
+  childScript: string;
 }
 
-/** The manager's pass interval for the whole run: samples are spaced beyond it, so none waits
- *  on it and a pass does the same work as under the default 100 ms. */
-const MIN_PASS_INTERVAL_MS = 20;
 const WARMUP_SPACING_MS = MIN_PASS_INTERVAL_MS + 5;
 /** Each sample raises one VM's Committed_AS by this much (above every hysteresis threshold). */
 const COMMIT_STEP_KIB = 512 * MiB;
@@ -61,35 +59,8 @@ function agentReport(seq: number, commitKib: number): GuestReport {
   };
 }
 
-/** Where the bare reactor works: a subtree no manager watches. */
-const BARE = '/bench/bare';
-
-/** The peer: watch → read → JSON.parse → write, on its own connection, nothing else. */
-async function startBareReactor(socketPath: string): Promise<{ close(): Promise<void> }> {
-  const xs = await connectXenstore({ path: socketPath });
-  const re = /^\/bench\/bare\/(\d+)\/report$/;
-  await xs.watch(BARE, ({ path: p }) => {
-    const m = re.exec(p);
-    if (!m) return;
-    void xs.read(p).then((raw) => {
-      const r = JSON.parse(raw) as { commit: number };
-      return xs.write(`${BARE}/${m[1]}/target`, String(r.commit));
-    }).catch(() => {});
-  });
-  return { close: () => xs.close() };
-}
-
 function quantile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
-}
-
-/** When the manager's side of one xmem sample happened (performance.now(), first of each). */
-interface Marks {
-  watch?: number;
-  readStart?: number;
-  readDone?: number;
-  writeStart?: number;
-  writeDone?: number;
 }
 
 /** Where one sample's time went, ms: report written → the manager's watch fires → its pass
@@ -105,10 +76,29 @@ export interface Phases {
 
 const PHASES: (keyof Phases)[] = ['delivery', 'toPass', 'read', 'decide', 'writeAck', 'writeSeen'];
 
-function phasesOf(t0: number, seen: number, m: Marks): Phases | null {
-  const { watch, readStart, readDone, writeStart, writeDone } = m;
-  if (watch === undefined || readStart === undefined || readDone === undefined || writeStart === undefined || writeDone === undefined) return null;
-  return { delivery: watch - t0, toPass: readStart - watch, read: readDone - readStart, decide: writeStart - readDone, writeAck: writeDone - writeStart, writeSeen: seen - writeStart };
+/** One xmem sample as the driver timed it. */
+interface Sample {
+  domid: number;
+  t0: number;
+  seen: number;
+}
+
+/** The first entry for `domid` starting within [from, to]; entries are in time order. */
+function firstOf(entries: number[][], domid: number, from: number, to: number): number[] | null {
+  for (const e of entries) if (e[0] === domid && e[1]! >= from && e[1]! <= to) return e;
+  return null;
+}
+
+/** Matches each sample with the manager's log: its watch event, report read and target write. */
+function phasesOf(s: Sample, log: ManagerLog): Phases | null {
+  const watch = firstOf(log.watches, s.domid, s.t0, s.seen);
+  const read = watch && firstOf(log.reads, s.domid, watch[1]!, s.seen);
+  const write = read && firstOf(log.writes, s.domid, read[2]!, s.seen);
+  if (!watch || !read || !write) return null;
+  return {
+    delivery: watch[1]! - s.t0, toPass: read[1]! - watch[1]!, read: read[2]! - read[1]!,
+    decide: write[1]! - read[2]!, writeAck: write[2]! - write[1]!, writeSeen: s.seen - write[1]!,
+  };
 }
 
 /** Each phase's median over the samples given. */
@@ -119,30 +109,6 @@ function medianPhases(ps: Phases[]): Phases | null {
   return out;
 }
 
-/** The manager's client, timestamping the first watch event, read and write of each sample. */
-function markedClient(xs: XenstoreClient, marks: () => Marks): XenstoreClient {
-  const now = () => performance.now();
-  return proxyClient(xs, {
-    watch: (path, handler) => xs.watch(path, (ev) => {
-      marks().watch ??= now();
-      handler(ev);
-    }),
-    tryRead: async (path, tx) => {
-      const m = marks();
-      m.readStart ??= now();
-      const v = await xs.tryRead(path, tx);
-      m.readDone ??= now();
-      return v;
-    },
-    write: async (path, value, tx) => {
-      const m = marks();
-      m.writeStart ??= now();
-      await xs.write(path, value, tx);
-      m.writeDone ??= now();
-    },
-  });
-}
-
 async function setupDomains(xs: XenstoreClient, doms: ScriptedDomain[], staticMaxKib: number): Promise<void> {
   await Promise.all(doms.map(async (d) => {
     const k = keys(d.domid);
@@ -150,6 +116,43 @@ async function setupDomains(xs: XenstoreClient, doms: ScriptedDomain[], staticMa
     await xs.write(k.staticMax, String(staticMaxKib));
     await xs.write(k.target, String(d.actualKib));
   }));
+}
+
+/** A forked reactor: resolves once it says it is ready; `finish()` asks for its last word. */
+interface Peer {
+  proc: ChildProcess;
+  finished: boolean;
+  finish(): Promise<unknown>;
+}
+
+async function startPeer(script: string, args: string[]): Promise<Peer> {
+  const proc = fork(script, args, { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  let finishing = false;
+  proc.on('error', () => {}); // a send to a process already gone; its exit says the rest
+  // A reactor that dies mid-run would only show as missing targets: say so at once.
+  proc.on('exit', (code, signal) => {
+    if (!finishing) process.stderr.write(`react bench: ${args[1]} process exited (${signal ?? code}) during the run\n`);
+  });
+  const next = () => new Promise<unknown>((resolve, reject) => {
+    const onExit = (code: number | null) => reject(new Error(`${args.join(' ')}: exited (${code}) before answering`));
+    proc.once('exit', onExit);
+    proc.once('message', (m) => {
+      proc.off('exit', onExit);
+      resolve(m);
+    });
+  });
+  await next();
+  const peer: Peer = {
+    proc,
+    finished: false,
+    finish: async () => {
+      finishing = peer.finished = true;
+      const answer = next();
+      proc.send('finish');
+      return answer;
+    },
+  };
+  return peer;
 }
 
 export interface ReactResult {
@@ -183,48 +186,22 @@ export async function measureReactLatency(n: number, opts: ReactOptions): Promis
   const daemon = await startXenstored({ impl: 'c' });
   const tools = await connectXenstore({ path: daemon.socketPath });
   const watcher = await connectXenstore({ path: daemon.socketPath });
-  const managerXs = await connectXenstore({ path: daemon.socketPath });
-  let manager: Manager | null = null;
-  let bare: { close(): Promise<void> } | null = null;
-  let stateServer: StateServer | null = null;
+  const peers: Peer[] = [];
   try {
     const doms: ScriptedDomain[] = [{ domid: 0, name: 'Domain-0', actualKib: 4 * GiB, maxmemKib: 4 * GiB + 1024 }];
     for (let i = 1; i <= n; i++) doms.push({ domid: i, name: `vm${i}`, actualKib: 1 * GiB, maxmemKib: 1 * GiB + 1024 });
     await setupDomains(tools, doms, ceilingKib);
     // Plenty of memory: every sample is a prompt grow, never a wait for a donor.
-    const host = new ScriptedHost({ totalKib: (n + 8) * ceilingKib, domains: doms });
-    // Marks of the sample under way (a bare-reactor sample's stay empty).
-    let marks: Marks = {};
-    manager = new Manager({
-      xs: markedClient(followTargetWrites(managerXs, (d, k) => host.observeTarget(d, k)), () => marks),
-      host,
-      clock: realClock,
-      // surplus: free → every target is the VM's ideal, so each larger report moves its target
-      // (with `proportional` and this much memory every VM would sit at its ceiling).
-      config: parseConfig({ surplus: 'free', service: { minPassIntervalMs: MIN_PASS_INTERVAL_MS, sweepIntervalMs: 3_600_000, convergePollMs: 60_000 } }),
-      logger: pino({ level: 'silent' }),
-    });
-    let passes = 0;
-    let measuring = false;
-    let passMs: number[] = [];
-    manager.on('pass', (p: PassReport) => {
-      passes++;
-      if (measuring && p.changes.length > 0) passMs.push(p.durationMs);
-    });
-    await manager.start();
-    // The state server (xmem top's stream, /metrics) as `xmem run` attaches it: it costs every pass.
-    stateServer = await startStateServer(manager, { socketPath: `${daemon.socketPath}.state` });
-    // Let discovery and the initial passes settle.
-    for (let quiet = 0, last = -1; quiet < 3; ) {
-      await new Promise((r) => setTimeout(r, 150));
-      quiet = passes === last ? quiet + 1 : 0;
-      last = passes;
-    }
+    const spec: ManagerChildSpec = { socketPath: daemon.socketPath, domains: doms, totalKib: (n + 8) * ceilingKib };
+    const manager = await startPeer(opts.childScript, ['--role', 'manager', '--spec', JSON.stringify(spec)]);
+    peers.push(manager);
+    const bare = await startPeer(opts.childScript, ['--role', 'bare', '--socket', daemon.socketPath]);
+    peers.push(bare);
 
     // One watch per VM target on an independent connection; resolvers keyed by path.
     const waiting = new Map<string, (t: number) => void>();
     const onTarget = (ev: WatchEvent) => {
-      const t = performance.now();
+      const t = monoMs();
       const resolve = waiting.get(ev.path);
       if (resolve) {
         waiting.delete(ev.path);
@@ -233,69 +210,74 @@ export async function measureReactLatency(n: number, opts: ReactOptions): Promis
     };
     await Promise.all(doms.slice(1).map((d) => watcher.watch(keys(d.domid).target, onTarget)));
     await watcher.watch(BARE, onTarget);
-    bare = await startBareReactor(daemon.socketPath);
     await new Promise((r) => setTimeout(r, 100)); // drain the initial watch events
 
     const commit = new Map<number, number>();
     let taken = 0;
-    const sample = async (reportPath: string, targetPath: string, value: string, what: string, spacingMs: number): Promise<{ ms: number; phases: Phases | null }> => {
+    const sample = async (reportPath: string, targetPath: string, value: string, what: string, spacingMs: number): Promise<{ t0: number; seen: number }> => {
       const seen = new Promise<number>((resolve, reject) => {
         waiting.set(targetPath, resolve);
         setTimeout(() => reject(new Error(`${what}: no target written within 5 s`)), 5000).unref();
       });
-      const m: Marks = {};
-      marks = m;
-      const t0 = performance.now();
+      const t0 = monoMs();
       await tools.write(reportPath, value);
       const t1 = await seen;
       await new Promise((r) => setTimeout(r, spacingMs));
-      return { ms: t1 - t0, phases: phasesOf(t0, t1, m) };
+      return { t0, seen: t1 };
     };
     // One xmem sample then one bare-reactor sample, on the same VM number and report.
-    const pair = async (spacingMs: number): Promise<[{ ms: number; phases: Phases | null }, number]> => {
+    const pair = async (spacingMs: number): Promise<[Sample, number]> => {
       const i = taken++;
       const domid = 1 + (i % n);
       const c = (commit.get(domid) ?? 1 * GiB) + COMMIT_STEP_KIB;
       commit.set(domid, c);
       const report = encodeGuestReport(agentReport(i + 1, c));
       const xmem = await sample(keys(domid).report, keys(domid).target, report, `vm${domid} (sample ${i})`, spacingMs);
-      const bare = await sample(`${BARE}/${domid}/report`, `${BARE}/${domid}/target`, report, `bare reactor (sample ${i})`, spacingMs);
-      return [xmem, bare.ms];
+      const b = await sample(`${BARE}/${domid}/report`, `${BARE}/${domid}/target`, report, `bare reactor (sample ${i})`, spacingMs);
+      return [{ domid, ...xmem }, b.seen - b.t0];
     };
     for (let i = 0; i < warmup; i++) await pair(WARMUP_SPACING_MS);
 
-    const results: ReactResult[] = [];
+    const runs: { p: ReactPattern; timed: Sample[]; bareLat: number[]; load1: number }[] = [];
     for (const p of opts.patterns) {
-      const bareLat: number[] = [];
-      const timed: { ms: number; phases: Phases | null }[] = [];
-      passMs = [];
-      measuring = true;
+      const run = { p, timed: [] as Sample[], bareLat: [] as number[], load1: 0 };
       for (let i = 0; i < p.samples; i++) {
         const [xmem, bareMs] = await pair(p.spacingMs);
-        timed.push(xmem);
-        bareLat.push(bareMs);
+        run.timed.push(xmem);
+        run.bareLat.push(bareMs);
       }
-      measuring = false;
-      const lat = timed.map((t) => t.ms);
-      for (const xs of [lat, bareLat, passMs]) xs.sort((a, b) => a - b);
+      run.load1 = os.loadavg()[0]!;
+      runs.push(run);
+    }
+    // The manager's log, handed over once nothing is measured any more.
+    const { log } = (await manager.finish()) as { log: ManagerLog };
+    return runs.map(({ p, timed, bareLat, load1 }) => {
+      const lat = timed.map((t) => t.seen - t.t0).sort((a, b) => a - b);
+      bareLat.sort((a, b) => a - b);
+      const from = timed[0]!.t0;
+      const to = timed[timed.length - 1]!.seen;
+      const passMs = log.passes.filter(([start]) => start! >= from && start! <= to).map(([, ms]) => ms!).sort((a, b) => a - b);
       const p99 = quantile(lat, 0.99);
-      const phased = (keep: (ms: number) => boolean) => timed.flatMap((t) => (t.phases && keep(t.ms) ? [t.phases] : []));
-      results.push({
+      const phased = (keep: (ms: number) => boolean) => timed.flatMap((t) => {
+        const ph = keep(t.seen - t.t0) ? phasesOf(t, log) : null;
+        return ph ? [ph] : [];
+      });
+      return {
         label: p.label,
         phasesP50: medianPhases(phased(() => true)),
         phasesTail: medianPhases(phased((ms) => ms >= p99)),
         p50Ms: quantile(lat, 0.5), p99Ms: p99,
         bareP50Ms: quantile(bareLat, 0.5), bareP99Ms: quantile(bareLat, 0.99),
         passP50Ms: quantile(passMs, 0.5), passP99Ms: quantile(passMs, 0.99),
-        load1: os.loadavg()[0]!,
-      });
-    }
-    return results;
+        load1,
+      };
+    });
   } finally {
-    await bare?.close();
-    await stateServer?.close();
-    await manager?.stop();
-    for (const c of [managerXs, watcher, tools]) await c.close().catch(() => {});
+    for (const peer of peers) {
+      if (!peer.finished && peer.proc.connected) await peer.finish().catch(() => {});
+      peer.proc.kill();
+    }
+    for (const c of [watcher, tools]) await c.close().catch(() => {});
     await daemon.stop();
   }
 }

@@ -1,0 +1,135 @@
+/**
+ * The two reactors of the react benchmark, each run in its own process (as in production,
+ * where dom0's manager shares no event loop with the guests that write reports and watch
+ * targets): the real Manager on a scripted host, and the bare reactor peer. Started by
+ * bench/_react.ts through bench/_react-main.ts (`--role manager | bare`); they talk to the
+ * driver over the fork IPC channel only before and after the measurement.
+ */
+import pino from 'pino';
+import { realClock } from '../src/clock.js';
+import { REPORT_KEY } from '../src/schemas/report.js';
+import { connectXenstore } from '../src/xenstore/client.js';
+import type { XenstoreClient } from '../src/xenstore/types.js';
+import { parseConfig } from '../dom0/config.js';
+import { ScriptedHost, followTargetWrites, proxyClient, type ScriptedDomain } from '../dom0/host/scripted-host.js';
+import { Manager, type PassReport } from '../dom0/manager/manager.js';
+import { startStateServer } from '../dom0/state/server.js';
+
+/** CLOCK_MONOTONIC in ms: one clock for every process on the machine. */
+export const monoMs = (): number => Number(process.hrtime.bigint()) / 1e6;
+
+/** The manager's pass interval for the whole run: samples are spaced beyond it, so none waits
+ *  on it and a pass does the same work as under the default 100 ms. */
+export const MIN_PASS_INTERVAL_MS = 20;
+
+/** Where the bare reactor works: a subtree no manager watches. */
+export const BARE = '/bench/bare';
+
+/** What the manager process saw, for the driver to match with its samples (by domid and time). */
+export interface ManagerLog {
+  /** A watch event on a VM's report key: [domid, t]. */
+  watches: number[][];
+  /** A read of a VM's report key: [domid, start, done]. */
+  reads: number[][];
+  /** A write of a VM's memory/target: [domid, start, acknowledged]. */
+  writes: number[][];
+  /** Passes that changed a target: [start, durationMs]. */
+  passes: number[][];
+}
+
+export interface ManagerChildSpec {
+  socketPath: string;
+  domains: ScriptedDomain[];
+  totalKib: number;
+}
+
+const REPORT = new RegExp(`^/local/domain/(\\d+)/${REPORT_KEY}$`);
+const TARGET = /^\/local\/domain\/(\d+)\/memory\/target$/;
+
+/** The manager's client, logging each report watch event, report read and target write. */
+function loggedClient(xs: XenstoreClient, log: ManagerLog): XenstoreClient {
+  return proxyClient(xs, {
+    watch: (path, handler) => xs.watch(path, (ev) => {
+      const m = REPORT.exec(ev.path);
+      if (m) log.watches.push([Number(m[1]), monoMs()]);
+      handler(ev);
+    }),
+    tryRead: async (path, tx) => {
+      const m = REPORT.exec(path);
+      const start = monoMs();
+      const v = await xs.tryRead(path, tx);
+      if (m) log.reads.push([Number(m[1]), start, monoMs()]);
+      return v;
+    },
+    write: async (path, value, tx) => {
+      const m = TARGET.exec(path);
+      const start = monoMs();
+      await xs.write(path, value, tx);
+      if (m) log.writes.push([Number(m[1]), start, monoMs()]);
+    },
+  });
+}
+
+/** Sends to the driver; `then` runs once the message is written (a large log takes a while). */
+function send(msg: unknown, then?: () => void): void {
+  process.send!(msg, undefined, {}, () => then?.());
+}
+
+/** Runs the Manager with its state server (as `xmem run` attaches it) until told to dump. */
+export async function runManagerChild(spec: ManagerChildSpec): Promise<void> {
+  const xs = await connectXenstore({ path: spec.socketPath });
+  const host = new ScriptedHost({ totalKib: spec.totalKib, domains: spec.domains });
+  const log: ManagerLog = { watches: [], reads: [], writes: [], passes: [] };
+  const manager = new Manager({
+    xs: loggedClient(followTargetWrites(xs, (d, k) => host.observeTarget(d, k)), log),
+    host,
+    clock: realClock,
+    // surplus: free → every target is the VM's ideal, so each larger report moves its target
+    // (with `proportional` and this much memory every VM would sit at its ceiling).
+    config: parseConfig({ surplus: 'free', service: { minPassIntervalMs: MIN_PASS_INTERVAL_MS, sweepIntervalMs: 3_600_000, convergePollMs: 60_000 } }),
+    logger: pino({ level: 'silent' }),
+  });
+  let passes = 0;
+  manager.on('pass', (p: PassReport) => {
+    passes++;
+    if (p.changes.length > 0) log.passes.push([monoMs() - p.durationMs, p.durationMs]);
+  });
+  await manager.start();
+  const stateServer = await startStateServer(manager, { socketPath: `${spec.socketPath}.state` });
+  // Let discovery and the initial passes settle.
+  for (let quiet = 0, last = -1; quiet < 3; ) {
+    await new Promise((r) => setTimeout(r, 150));
+    quiet = passes === last ? quiet + 1 : 0;
+    last = passes;
+  }
+  log.watches.length = log.reads.length = log.writes.length = log.passes.length = 0;
+  process.once('message', () => {
+    void (async () => {
+      await stateServer.close();
+      await manager.stop();
+      await xs.close().catch(() => {});
+      send({ log }, () => process.disconnect());
+    })();
+  });
+  send({ ready: true });
+}
+
+/** The peer: watch → read → JSON.parse → write, on its own connection, nothing else. */
+export async function runBareChild(socketPath: string): Promise<void> {
+  const xs = await connectXenstore({ path: socketPath });
+  const re = /^\/bench\/bare\/(\d+)\/report$/;
+  await xs.watch(BARE, ({ path: p }) => {
+    const m = re.exec(p);
+    if (!m) return;
+    void xs.read(p).then((raw) => {
+      const r = JSON.parse(raw) as { commit: number };
+      return xs.write(`${BARE}/${m[1]}/target`, String(r.commit));
+    }).catch(() => {});
+  });
+  process.once('message', () => {
+    void xs.close().catch(() => {}).then(() => {
+      send({ done: true }, () => process.disconnect());
+    });
+  });
+  send({ ready: true });
+}
