@@ -11,7 +11,7 @@ import { REPORT_KEY } from '../src/schemas/report.js';
 import { connectXenstore } from '../src/xenstore/client.js';
 import type { XenstoreClient } from '../src/xenstore/types.js';
 import { parseConfig } from '../dom0/config.js';
-import { ScriptedHost, followTargetWrites, proxyClient, type ScriptedDomain } from '../dom0/host/scripted-host.js';
+import { ScriptedHost, TARGET_PATH_RE, followTargetWrites, proxyClient, type ScriptedDomain } from '../dom0/host/scripted-host.js';
 import { Manager, type PassReport } from '../dom0/manager/manager.js';
 import { startStateServer } from '../dom0/state/server.js';
 
@@ -44,7 +44,6 @@ export interface ManagerChildSpec {
 }
 
 const REPORT = new RegExp(`^/local/domain/(\\d+)/${REPORT_KEY}$`);
-const TARGET = /^\/local\/domain\/(\d+)\/memory\/target$/;
 
 /** The manager's client, logging each report watch event, report read and target write. */
 function loggedClient(xs: XenstoreClient, log: ManagerLog): XenstoreClient {
@@ -62,7 +61,7 @@ function loggedClient(xs: XenstoreClient, log: ManagerLog): XenstoreClient {
       return v;
     },
     write: async (path, value, tx) => {
-      const m = TARGET.exec(path);
+      const m = TARGET_PATH_RE.exec(path);
       const start = monoMs();
       await xs.write(path, value, tx);
       if (m) log.writes.push([Number(m[1]), start, monoMs()]);
@@ -75,7 +74,7 @@ function send(msg: unknown, then?: () => void): void {
   process.send!(msg, undefined, {}, () => then?.());
 }
 
-/** Runs the Manager with its state server (as `xmem run` attaches it) until told to dump. */
+/** Runs the Manager with its state server (as `xmem run` attaches it) until the driver says finish. */
 export async function runManagerChild(spec: ManagerChildSpec): Promise<void> {
   const xs = await connectXenstore({ path: spec.socketPath });
   const host = new ScriptedHost({ totalKib: spec.totalKib, domains: spec.domains });

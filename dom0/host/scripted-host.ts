@@ -134,14 +134,16 @@ export class ScriptedHost implements XenHost {
  * Wraps a XenstoreClient so that every acknowledged write of `/local/domain/<id>/memory/target`
  * is reported to `onTarget` — how a test host "sees" the balloon targets the manager sets.
  */
+/** A domain's memory/target path; the domid is the first group. */
+export const TARGET_PATH_RE = /^\/local\/domain\/(\d+)\/memory\/target$/;
+
 export function followTargetWrites(
   xs: XenstoreClient,
   onTarget: (domid: number, kib: number) => void,
 ): XenstoreClient {
-  const re = /^\/local\/domain\/(\d+)\/memory\/target$/;
   const write = async (path: string, value: string, tx?: number) => {
     await xs.write(path, value, tx);
-    const m = re.exec(path);
+    const m = TARGET_PATH_RE.exec(path);
     if (m && !tx && /^\d+$/.test(value)) onTarget(Number(m[1]), Number(value));
   };
   return proxyClient(xs, { write });
