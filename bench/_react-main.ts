@@ -33,6 +33,7 @@ if (role === 'manager') {
   const busy = num('busy-samples') ?? 1000;
   const results = await measureReactLatency(num('n') ?? 100, {
     childScript: fileURLToPath(import.meta.url),
+    nativeReactor: str('native'),
     warmupSamples: num('warmup-passes') ?? 1500,
     patterns: [
       // A report every ~105 ms: each pass starts on cold caches and idle CPUs.

@@ -24,6 +24,8 @@ export const MIN_PASS_INTERVAL_MS = 20;
 
 /** Where the bare reactor works: a subtree no manager watches. */
 export const BARE = '/bench/bare';
+/** Where the C bare reactor (bench/native/bare-reactor.c) works. */
+export const NATIVE_BARE = '/bench/native';
 
 /** What the manager process saw, for the driver to match with its samples (by domid and time). */
 export interface ManagerLog {

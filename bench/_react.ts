@@ -13,7 +13,7 @@
  * processes; the manager logs its side of each sample and hands the log over at the end.
  * Called by bench/policy.ts through bench/_react-main.ts; `_` keeps it out of the bench list.
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork, spawn, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
 import { startXenstored } from '../test/peer/daemon.js';
 import { connectXenstore } from '../src/xenstore/client.js';
@@ -21,7 +21,7 @@ import type { WatchEvent, XenstoreClient } from '../src/xenstore/types.js';
 import { encodeGuestReport, type GuestReport } from '../src/schemas/report.js';
 import type { ScriptedDomain } from '../dom0/host/scripted-host.js';
 import { keys } from '../dom0/manager/keys.js';
-import { BARE, MIN_PASS_INTERVAL_MS, monoMs, type ManagerChildSpec, type ManagerLog } from './_react-peers.js';
+import { BARE, NATIVE_BARE, MIN_PASS_INTERVAL_MS, monoMs, type ManagerChildSpec, type ManagerLog } from './_react-peers.js';
 
 const MiB = 1024;
 const GiB = 1024 * 1024;
@@ -43,6 +43,9 @@ export interface ReactOptions {
   patterns: ReactPattern[];
   /** The script to fork for the manager and the bare reactor (bench/_react-main.ts, bundled). */
   childScript: string;
+  /** bench/native/bare-reactor.c, built: the same bare reactor in C, a third peer whose
+   *  latency is the machine's own floor (no runtime, no event loop). Absent: not measured. */
+  nativeReactor?: string;
 }
 
 const WARMUP_SPACING_MS = MIN_PASS_INTERVAL_MS + 5;
@@ -155,6 +158,32 @@ async function startPeer(script: string, args: string[]): Promise<Peer> {
   return peer;
 }
 
+/** The C bare reactor: ready once it prints so; `finish()` closes its stdin and awaits its exit. */
+async function startNativePeer(binary: string, socketPath: string): Promise<Peer> {
+  const proc = spawn(binary, [socketPath, NATIVE_BARE], { stdio: ['pipe', 'pipe', 'inherit'] });
+  let finishing = false;
+  const exited = new Promise<void>((resolve) => proc.once('exit', (code, signal) => {
+    if (!finishing) process.stderr.write(`react bench: native reactor exited (${signal ?? code}) during the run\n`);
+    resolve();
+  }));
+  await new Promise<void>((resolve, reject) => {
+    proc.once('error', reject);
+    proc.stdout!.once('data', () => resolve());
+    void exited.then(() => reject(new Error(`${binary}: exited before it was ready`)));
+  });
+  const peer: Peer = {
+    proc,
+    finished: false,
+    finish: async () => {
+      finishing = peer.finished = true;
+      proc.stdin!.end();
+      await exited;
+      return null;
+    },
+  };
+  return peer;
+}
+
 export interface ReactResult {
   label: string;
   p50Ms: number;
@@ -162,6 +191,9 @@ export interface ReactResult {
   /** The bare reactor's latency over the same daemon, samples interleaved with the manager's. */
   bareP50Ms: number;
   bareP99Ms: number;
+  /** The C bare reactor's, likewise; null when it was not built. */
+  nativeP50Ms: number | null;
+  nativeP99Ms: number | null;
   /** The manager's own pass time over the same samples (watch delivery and scheduling excluded):
    *  tells the code's cost from a loaded machine's stalls. */
   passP50Ms: number;
@@ -197,6 +229,8 @@ export async function measureReactLatency(n: number, opts: ReactOptions): Promis
     peers.push(manager);
     const bare = await startPeer(opts.childScript, ['--role', 'bare', '--socket', daemon.socketPath]);
     peers.push(bare);
+    const native = opts.nativeReactor ? await startNativePeer(opts.nativeReactor, daemon.socketPath) : null;
+    if (native) peers.push(native);
 
     // One watch per VM target on an independent connection; resolvers keyed by path.
     const waiting = new Map<string, (t: number) => void>();
@@ -210,6 +244,7 @@ export async function measureReactLatency(n: number, opts: ReactOptions): Promis
     };
     await Promise.all(doms.slice(1).map((d) => watcher.watch(keys(d.domid).target, onTarget)));
     await watcher.watch(BARE, onTarget);
+    if (native) await watcher.watch(NATIVE_BARE, onTarget);
     await new Promise((r) => setTimeout(r, 100)); // drain the initial watch events
 
     const commit = new Map<number, number>();
@@ -225,8 +260,8 @@ export async function measureReactLatency(n: number, opts: ReactOptions): Promis
       await new Promise((r) => setTimeout(r, spacingMs));
       return { t0, seen: t1 };
     };
-    // One xmem sample then one bare-reactor sample, on the same VM number and report.
-    const pair = async (spacingMs: number): Promise<[Sample, number]> => {
+    // One xmem sample then one sample of each bare reactor, on the same VM number and report.
+    const round = async (spacingMs: number): Promise<[Sample, number, number | null]> => {
       const i = taken++;
       const domid = 1 + (i % n);
       const c = (commit.get(domid) ?? 1 * GiB) + COMMIT_STEP_KIB;
@@ -234,26 +269,29 @@ export async function measureReactLatency(n: number, opts: ReactOptions): Promis
       const report = encodeGuestReport(agentReport(i + 1, c));
       const xmem = await sample(keys(domid).report, keys(domid).target, report, `vm${domid} (sample ${i})`, spacingMs);
       const b = await sample(`${BARE}/${domid}/report`, `${BARE}/${domid}/target`, report, `bare reactor (sample ${i})`, spacingMs);
-      return [{ domid, ...xmem }, b.seen - b.t0];
+      const nat = native ? await sample(`${NATIVE_BARE}/${domid}/report`, `${NATIVE_BARE}/${domid}/target`, report, `native reactor (sample ${i})`, spacingMs) : null;
+      return [{ domid, ...xmem }, b.seen - b.t0, nat && nat.seen - nat.t0];
     };
-    for (let i = 0; i < warmup; i++) await pair(WARMUP_SPACING_MS);
+    for (let i = 0; i < warmup; i++) await round(WARMUP_SPACING_MS);
 
-    const runs: { p: ReactPattern; timed: Sample[]; bareLat: number[]; load1: number }[] = [];
+    const runs: { p: ReactPattern; timed: Sample[]; bareLat: number[]; nativeLat: number[]; load1: number }[] = [];
     for (const p of opts.patterns) {
-      const run = { p, timed: [] as Sample[], bareLat: [] as number[], load1: 0 };
+      const run = { p, timed: [] as Sample[], bareLat: [] as number[], nativeLat: [] as number[], load1: 0 };
       for (let i = 0; i < p.samples; i++) {
-        const [xmem, bareMs] = await pair(p.spacingMs);
+        const [xmem, bareMs, nativeMs] = await round(p.spacingMs);
         run.timed.push(xmem);
         run.bareLat.push(bareMs);
+        if (nativeMs !== null) run.nativeLat.push(nativeMs);
       }
       run.load1 = os.loadavg()[0]!;
       runs.push(run);
     }
     // The manager's log, handed over once nothing is measured any more.
     const { log } = (await manager.finish()) as { log: ManagerLog };
-    return runs.map(({ p, timed, bareLat, load1 }) => {
+    return runs.map(({ p, timed, bareLat, nativeLat, load1 }) => {
       const lat = timed.map((t) => t.seen - t.t0).sort((a, b) => a - b);
       bareLat.sort((a, b) => a - b);
+      nativeLat.sort((a, b) => a - b);
       const from = timed[0]!.t0;
       const to = timed[timed.length - 1]!.seen;
       const passMs = log.passes.filter(([start]) => start! >= from && start! <= to).map(([, ms]) => ms!).sort((a, b) => a - b);
@@ -268,6 +306,7 @@ export async function measureReactLatency(n: number, opts: ReactOptions): Promis
         phasesTail: medianPhases(phased((ms) => ms >= p99)),
         p50Ms: quantile(lat, 0.5), p99Ms: p99,
         bareP50Ms: quantile(bareLat, 0.5), bareP99Ms: quantile(bareLat, 0.99),
+        nativeP50Ms: native ? quantile(nativeLat, 0.5) : null, nativeP99Ms: native ? quantile(nativeLat, 0.99) : null,
         passP50Ms: quantile(passMs, 0.5), passP99Ms: quantile(passMs, 0.99),
         load1,
       };

@@ -153,21 +153,27 @@ export default async function bench(argv: string[]): Promise<void> {
   } else {
     const dir = mkdtempSync(path.join(tmpdir(), 'xmem-react-'));
     try {
-      const bundle = await bundleReact(path.dirname(fileURLToPath(import.meta.url)), dir);
+      const here = path.dirname(fileURLToPath(import.meta.url));
+      const bundle = await bundleReact(here, dir);
+      const native = await buildNativeReactor(here, dir);
+      if (native.error) process.stdout.write(`native reactor: unmeasured (${native.error})\n`);
       // Two arrival patterns, measured in turn on one manager after its warm-up: a quiet host
       // and a busy one (see bench/_react-main.ts).
-      const [quietHost, busyHost] = await runReact(bundle, child);
+      const [quietHost, busyHost] = await runReact(bundle, native.binary ? [...child, '--native', native.binary] : child);
       for (const r of [quietHost!, busyHost!]) {
         process.stdout.write(
           `watch event → memory/target written, N = ${reactN}, real C xenstored (${r.label}, after ${warmupPasses} warm-up passes):\n` +
             `  xmem: p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms (its pass alone: p50 ${r.passP50Ms.toFixed(2)} ms, p99 ${r.passP99Ms.toFixed(2)} ms)\n` +
             `  bare reactor (watch → read → write, same daemon, interleaved): p50 ${r.bareP50Ms.toFixed(2)} ms, p99 ${r.bareP99Ms.toFixed(2)} ms\n` +
+            `  the same bare reactor in C (the machine's floor): ${r.nativeP99Ms === null ? 'unmeasured' : `p50 ${r.nativeP50Ms!.toFixed(2)} ms, p99 ${r.nativeP99Ms.toFixed(2)} ms`}\n` +
             `  where xmem's time goes, ms, median of each phase (all samples | the slowest 1 %):\n    ${phaseLine(r)}\n`,
         );
       }
       react = `react_n=${reactN} react_warmup_passes=${warmupPasses} react_p50_ms=${quietHost!.p50Ms.toFixed(2)} react_p99_ms=${quietHost!.p99Ms.toFixed(2)} ` +
         `bare_p99_ms=${quietHost!.bareP99Ms.toFixed(2)} pass_p99_ms=${quietHost!.passP99Ms.toFixed(2)} ` +
-        `busy_react_p50_ms=${busyHost!.p50Ms.toFixed(2)} busy_react_p99_ms=${busyHost!.p99Ms.toFixed(2)} busy_bare_p99_ms=${busyHost!.bareP99Ms.toFixed(2)}`;
+        `native_p99_ms=${fixed(quietHost!.nativeP99Ms)} ` +
+        `busy_react_p50_ms=${busyHost!.p50Ms.toFixed(2)} busy_react_p99_ms=${busyHost!.p99Ms.toFixed(2)} busy_bare_p99_ms=${busyHost!.bareP99Ms.toFixed(2)} ` +
+        `busy_native_p99_ms=${fixed(busyHost!.nativeP99Ms)}`;
     } catch (err) {
       process.stdout.write(`react=unmeasured (${err instanceof Error ? err.message.split('\n')[0] : String(err)})\n`);
     } finally {
@@ -202,6 +208,20 @@ async function bundleReact(here: string, dir: string): Promise<{ file: string; p
     logLevel: 'warning', banner: { js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);" },
   });
   return { file, peerDir: path.join(here, '..', 'test', 'peer') };
+}
+
+const fixed = (ms: number | null): string => (ms === null ? 'unmeasured' : ms.toFixed(2));
+
+/** Builds bench/native/bare-reactor.c with the system's gcc (CI installs it for the xenstore
+ *  shim already); a machine without one measures the two Node peers only. */
+async function buildNativeReactor(here: string, dir: string): Promise<{ binary?: string; error?: string }> {
+  const binary = path.join(dir, 'bare-reactor');
+  try {
+    await execa('gcc', ['-O2', '-Wall', '-o', binary, path.join(here, 'native', 'bare-reactor.c')]);
+    return { binary };
+  } catch (err) {
+    return { error: err instanceof Error ? err.message.split('\n')[0] : String(err) };
+  }
 }
 
 async function runReact(bundle: { file: string; peerDir: string }, args: string[]): Promise<ReactResult[]> {
