@@ -34,6 +34,7 @@ if (role === 'manager') {
   const results = await measureReactLatency(num('n') ?? 100, {
     childScript: fileURLToPath(import.meta.url),
     nativeReactor: str('native'),
+    floorDriver: str('floor-driver'),
     warmupSamples: num('warmup-passes') ?? 1500,
     patterns: [
       // A report every ~105 ms: each pass starts on cold caches and idle CPUs.

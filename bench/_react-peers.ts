@@ -109,7 +109,7 @@ export async function runManagerChild(spec: ManagerChildSpec): Promise<void> {
       await stateServer.close();
       await manager.stop();
       await xs.close().catch(() => {});
-      send({ log }, () => process.disconnect());
+      send({ log }, () => process.exit(0));
     })();
   });
   send({ ready: true });
@@ -129,7 +129,7 @@ export async function runBareChild(socketPath: string): Promise<void> {
   });
   process.once('message', () => {
     void xs.close().catch(() => {}).then(() => {
-      send({ done: true }, () => process.disconnect());
+      send({ done: true }, () => process.exit(0));
     });
   });
   send({ ready: true });

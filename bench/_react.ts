@@ -13,7 +13,8 @@
  * processes; the manager logs its side of each sample and hands the log over at the end.
  * Called by bench/policy.ts through bench/_react-main.ts; `_` keeps it out of the bench list.
  */
-import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, fork, spawn, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
 import os from 'node:os';
 import { startXenstored } from '../test/peer/daemon.js';
 import { connectXenstore } from '../src/xenstore/client.js';
@@ -46,6 +47,9 @@ export interface ReactOptions {
   /** bench/native/bare-reactor.c, built: the same bare reactor in C, a third peer whose
    *  latency is the machine's own floor (no runtime, no event loop). Absent: not measured. */
   nativeReactor?: string;
+  /** bench/native/floor-driver.c, built: after the interleaved samples, each pattern is run
+   *  again with this C driver against the C reactor, so no runtime is on the path at all. */
+  floorDriver?: string;
 }
 
 const WARMUP_SPACING_MS = MIN_PASS_INTERVAL_MS + 5;
@@ -194,6 +198,8 @@ export interface ReactResult {
   /** The C bare reactor's, likewise; null when it was not built. */
   nativeP50Ms: number | null;
   nativeP99Ms: number | null;
+  /** C driver → C reactor, same pattern, run after the others: the machine's floor. */
+  floor: { p50Ms: number; p99Ms: number; maxMs: number } | null;
   /** The manager's own pass time over the same samples (watch delivery and scheduling excluded):
    *  tells the code's cost from a loaded machine's stalls. */
   passP50Ms: number;
@@ -288,6 +294,14 @@ export async function measureReactLatency(n: number, opts: ReactOptions): Promis
     }
     // The manager's log, handed over once nothing is measured any more.
     const { log } = (await manager.finish()) as { log: ManagerLog };
+    const floors = new Map<ReactPattern, ReactResult['floor']>();
+    if (native && opts.floorDriver) {
+      await watcher.close(); // its watch on the C reactor's subtree would wake this process
+      for (const p of opts.patterns) {
+        const { stdout } = await promisify(execFile)(opts.floorDriver, [daemon.socketPath, NATIVE_BARE, String(p.samples), String(p.spacingMs)]);
+        floors.set(p, JSON.parse(stdout) as NonNullable<ReactResult['floor']>);
+      }
+    }
     return runs.map(({ p, timed, bareLat, nativeLat, load1 }) => {
       const lat = timed.map((t) => t.seen - t.t0).sort((a, b) => a - b);
       bareLat.sort((a, b) => a - b);
@@ -307,6 +321,7 @@ export async function measureReactLatency(n: number, opts: ReactOptions): Promis
         p50Ms: quantile(lat, 0.5), p99Ms: p99,
         bareP50Ms: quantile(bareLat, 0.5), bareP99Ms: quantile(bareLat, 0.99),
         nativeP50Ms: native ? quantile(nativeLat, 0.5) : null, nativeP99Ms: native ? quantile(nativeLat, 0.99) : null,
+        floor: floors.get(p) ?? null,
         passP50Ms: quantile(passMs, 0.5), passP99Ms: quantile(passMs, 0.99),
         load1,
       };

@@ -155,25 +155,26 @@ export default async function bench(argv: string[]): Promise<void> {
     try {
       const here = path.dirname(fileURLToPath(import.meta.url));
       const bundle = await bundleReact(here, dir);
-      const native = await buildNativeReactor(here, dir);
-      if (native.error) process.stdout.write(`native reactor: unmeasured (${native.error})\n`);
+      const native = await buildNative(here, dir);
+      if (native.error) process.stdout.write(`native reactor and floor: unmeasured (${native.error})\n`);
       // Two arrival patterns, measured in turn on one manager after its warm-up: a quiet host
       // and a busy one (see bench/_react-main.ts).
-      const [quietHost, busyHost] = await runReact(bundle, native.binary ? [...child, '--native', native.binary] : child);
+      const [quietHost, busyHost] = await runReact(bundle, native.dir ? [...child, '--native', path.join(native.dir, 'bare-reactor'), '--floor-driver', path.join(native.dir, 'floor-driver')] : child);
       for (const r of [quietHost!, busyHost!]) {
         process.stdout.write(
           `watch event → memory/target written, N = ${reactN}, real C xenstored (${r.label}, after ${warmupPasses} warm-up passes):\n` +
             `  xmem: p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms (its pass alone: p50 ${r.passP50Ms.toFixed(2)} ms, p99 ${r.passP99Ms.toFixed(2)} ms)\n` +
             `  bare reactor (watch → read → write, same daemon, interleaved): p50 ${r.bareP50Ms.toFixed(2)} ms, p99 ${r.bareP99Ms.toFixed(2)} ms\n` +
-            `  the same bare reactor in C (the machine's floor): ${r.nativeP99Ms === null ? 'unmeasured' : `p50 ${r.nativeP50Ms!.toFixed(2)} ms, p99 ${r.nativeP99Ms.toFixed(2)} ms`}\n` +
+            `  the same bare reactor in C (interleaved): ${r.nativeP99Ms === null ? 'unmeasured' : `p50 ${r.nativeP50Ms!.toFixed(2)} ms, p99 ${r.nativeP99Ms.toFixed(2)} ms`}\n` +
+            `  floor, nothing but C (C driver → C reactor, run after): ${r.floor === null ? 'unmeasured' : `p50 ${r.floor.p50Ms.toFixed(2)} ms, p99 ${r.floor.p99Ms.toFixed(2)} ms, max ${r.floor.maxMs.toFixed(2)} ms`}\n` +
             `  where xmem's time goes, ms, median of each phase (all samples | the slowest 1 %):\n    ${phaseLine(r)}\n`,
         );
       }
       react = `react_n=${reactN} react_warmup_passes=${warmupPasses} react_p50_ms=${quietHost!.p50Ms.toFixed(2)} react_p99_ms=${quietHost!.p99Ms.toFixed(2)} ` +
         `bare_p99_ms=${quietHost!.bareP99Ms.toFixed(2)} pass_p99_ms=${quietHost!.passP99Ms.toFixed(2)} ` +
-        `native_p99_ms=${fixed(quietHost!.nativeP99Ms)} ` +
+        `native_p99_ms=${fixed(quietHost!.nativeP99Ms)} floor_p99_ms=${fixed(quietHost!.floor?.p99Ms ?? null)} ` +
         `busy_react_p50_ms=${busyHost!.p50Ms.toFixed(2)} busy_react_p99_ms=${busyHost!.p99Ms.toFixed(2)} busy_bare_p99_ms=${busyHost!.bareP99Ms.toFixed(2)} ` +
-        `busy_native_p99_ms=${fixed(busyHost!.nativeP99Ms)}`;
+        `busy_native_p99_ms=${fixed(busyHost!.nativeP99Ms)} busy_floor_p99_ms=${fixed(busyHost!.floor?.p99Ms ?? null)}`;
     } catch (err) {
       process.stdout.write(`react=unmeasured (${err instanceof Error ? err.message.split('\n')[0] : String(err)})\n`);
     } finally {
@@ -201,7 +202,7 @@ function phaseLine(r: ReactResult): string {
 
 /** Bundles bench/_react-main.ts to run under plain node, as the service runs (the bench itself
  *  runs under tsx, whose loader thread would share the measured process). */
-async function bundleReact(here: string, dir: string): Promise<{ file: string; peerDir: string }> {
+export async function bundleReact(here: string, dir: string): Promise<{ file: string; peerDir: string }> {
   const file = path.join(dir, 'react.mjs');
   await build({
     entryPoints: [path.join(here, '_react-main.ts')], outfile: file, bundle: true, platform: 'node', format: 'esm', target: 'node20',
@@ -212,13 +213,14 @@ async function bundleReact(here: string, dir: string): Promise<{ file: string; p
 
 const fixed = (ms: number | null): string => (ms === null ? 'unmeasured' : ms.toFixed(2));
 
-/** Builds bench/native/bare-reactor.c with the system's gcc (CI installs it for the xenstore
- *  shim already); a machine without one measures the two Node peers only. */
-async function buildNativeReactor(here: string, dir: string): Promise<{ binary?: string; error?: string }> {
-  const binary = path.join(dir, 'bare-reactor');
+/** Builds bench/native/{bare-reactor,floor-driver}.c into `dir` with the system's gcc (CI
+ *  installs it for the xenstore shim already); a machine without one measures the Node peers only. */
+export async function buildNative(here: string, dir: string): Promise<{ dir?: string; error?: string }> {
   try {
-    await execa('gcc', ['-O2', '-Wall', '-o', binary, path.join(here, 'native', 'bare-reactor.c')]);
-    return { binary };
+    for (const name of ['bare-reactor', 'floor-driver']) {
+      await execa('gcc', ['-O2', '-Wall', '-o', path.join(dir, name), path.join(here, 'native', `${name}.c`)]);
+    }
+    return { dir };
   } catch (err) {
     return { error: err instanceof Error ? err.message.split('\n')[0] : String(err) };
   }
