@@ -316,7 +316,7 @@ export class Manager extends EventEmitter {
     await this.reconcileDomains(facts);
     await this.readDirtyGuests();
     const now = this.clock.now();
-    this.updateSignals(now);
+    this.updateSignals(now, byId);
     const newlyStuck = this.updateProgress(byId, now);
     for (const domid of this.clampPending) {
       const rec = this.doms.get(domid);
@@ -451,7 +451,7 @@ export class Manager extends EventEmitter {
 
   // ---- per-VM state ------------------------------------------------------------------------
 
-  private updateSignals(now: number): void {
+  private updateSignals(now: number, facts: Map<number, DomainFacts>): void {
     const staleAfterMs = this.config.policy.staleReportMs;
     for (const rec of this.doms.values()) {
       // Fast path (a pass usually follows one guest's write): nothing re-read since the last
@@ -464,7 +464,7 @@ export class Manager extends EventEmitter {
         }
       }
       rec.reread = false;
-      const r = readSignal(rec.raw, rec.signalTrack, now, rec.arrivedMs, { staleAfterMs });
+      const r = readSignal(rec.raw, rec.signalTrack, now, rec.arrivedMs, { staleAfterMs, allocationKib: facts.get(rec.domid)?.actualKib ?? null });
       rec.signalTrack = r.track;
       rec.reading = r;
       if (r.status !== rec.status) {

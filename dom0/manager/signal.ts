@@ -29,6 +29,8 @@ export interface SignalTrack {
   sinceMs: number;
   /** The raw value last accepted, for the agent-less sources. */
   raw: string | null;
+  /** The VM's Xen allocation when that value arrived (XAPI's MemTotal is measured against it). */
+  allocKib?: number | null;
   /** The last report string and its parse: a report is parsed once, not once per pass. */
   parsed?: { text: string; result: ParseResult<GuestReport> };
 }
@@ -44,6 +46,8 @@ export interface SignalReading {
 export interface SignalOptions {
   /** An xmem report whose seq has not moved for this long is stale. */
   staleAfterMs: number;
+  /** The VM's Xen allocation now (null: unknown), remembered with a new XAPI value. */
+  allocationKib?: number | null;
 }
 
 const XAPI_RE = /^[0-9]{1,15}$/;
@@ -95,8 +99,9 @@ export function readSignal(
     const totalKib = Number(raw.xapiTotal);
     if (freeKib > totalKib) return none('bad', 'data/meminfo_free exceeds data/meminfo_total');
     const key = `${raw.xapiFree}/${raw.xapiTotal}`;
-    const track = sameRaw(prev, key) ? prev! : { seq: null, up: null, sinceMs: arrival, raw: key };
-    return { signal: { kind: 'xapi', freeKib, totalKib, ageMs: nowMs - track.sinceMs }, status: 'ok', detail: 'xapi meminfo', track };
+    const track = sameRaw(prev, key) ? prev! : { seq: null, up: null, sinceMs: arrival, raw: key, allocKib: opts.allocationKib ?? null };
+    const allocKib = track.allocKib ?? null;
+    return { signal: { kind: 'xapi', freeKib, totalKib, allocKib, ageMs: nowMs - track.sinceMs }, status: 'ok', detail: 'xapi meminfo', track };
   }
 
   return none('missing', 'no guest report');
@@ -119,7 +124,7 @@ export function agedReading(prev: SignalReading, nowMs: number): SignalReading {
   const s = prev.signal;
   const signal: GuestSignal = s.kind === 'xmem' ? { kind: 'xmem', report: s.report, ageMs }
     : s.kind === 'qubes' ? { kind: 'qubes', usedKib: s.usedKib, ageMs }
-      : s.kind === 'xapi' ? { kind: 'xapi', freeKib: s.freeKib, totalKib: s.totalKib, ageMs }
+      : s.kind === 'xapi' ? { kind: 'xapi', freeKib: s.freeKib, totalKib: s.totalKib, allocKib: s.allocKib, ageMs }
         : s;
   return { signal, status: prev.status, detail: prev.detail, track: prev.track };
 }

@@ -67,7 +67,7 @@ export function estimate(vm: VmSnapshot, cfg: PolicyConfig): Estimate | null {
     case 'xapi': {
       // XAPI agents publish MemAvailable as "free": what is not available is in use.
       const used = Math.max(0, s.totalKib - s.freeKib);
-      const gap = clamp(vm.actualKib - s.totalKib, 0, cfg.gapMax);
+      const gap = clamp((s.allocKib ?? vm.actualKib) - s.totalKib, 0, cfg.gapMax);
       const cache = cacheAllowance(used, 0, cfg);
       floor0 = used + cfg.floorHeadroom + gap;
       ideal0 = used + cache + gap;

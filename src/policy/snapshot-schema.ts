@@ -12,7 +12,8 @@ import type { HostSnapshot } from './types.js';
  *                "signal": { "kind": "qubes", "usedKib": 800000, "ageMs": 0 } } ] }
  *
  * Optional with defaults: reservations [], targetKib null, maxmemKib actualKib + 1024,
- * paused/dying/stuck false, signal {kind:"none"}, override null, history empty.
+ * paused/dying/stuck false, signal {kind:"none"}, override null, history empty; a "xapi" signal's
+ * allocKib (the allocation its MemTotal was read at) null, which measures the gap at actualKib.
  * Unknown keys are refused, so a misspelt key is an error rather than silently ignored.
  */
 const kib = z.number().int().min(0).max(2 ** 42);
@@ -21,7 +22,7 @@ const msTime = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 export const GuestSignalSchema = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('xmem'), report: GuestReportSchema, ageMs: msTime }),
   z.strictObject({ kind: z.literal('qubes'), usedKib: kib, ageMs: msTime }),
-  z.strictObject({ kind: z.literal('xapi'), freeKib: kib, totalKib: kib, ageMs: msTime }),
+  z.strictObject({ kind: z.literal('xapi'), freeKib: kib, totalKib: kib, allocKib: kib.nullable().default(null), ageMs: msTime }),
   z.strictObject({ kind: z.literal('none'), why: z.string().max(200) }),
 ]);
 

@@ -11,7 +11,11 @@ import type { GuestReport } from '../schemas/report.js';
 export type GuestSignal =
   | { kind: 'xmem'; report: GuestReport; ageMs: number }
   | { kind: 'qubes'; usedKib: number; ageMs: number }
-  | { kind: 'xapi'; freeKib: number; totalKib: number; ageMs: number }
+  /** `allocKib`: the VM's Xen allocation when these numbers arrived (null: unknown, the current
+   *  one stands in). XAPI agents rewrite them every minute or so: measured against the current
+   *  allocation, a stale MemTotal would read every grow as more gap, and the gap would grow
+   *  the VM again (up to gapMax). */
+  | { kind: 'xapi'; freeKib: number; totalKib: number; allocKib: number | null; ageMs: number }
   | { kind: 'none'; why: string };
 
 /** Per-VM admin overrides from the config file (by VM name). */

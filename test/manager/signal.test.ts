@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { encodeGuestReport } from '../../src/schemas/report.js';
 import { report } from './helpers.js';
-import { NO_KEYS, readSignal, type RawGuestKeys } from '../../dom0/manager/signal.js';
+import { NO_KEYS, agedReading, readSignal, type RawGuestKeys } from '../../dom0/manager/signal.js';
 
 
 const opts = { staleAfterMs: 30_000 };
@@ -70,6 +70,18 @@ describe('readSignal', () => {
       .toMatchObject({ kind: 'xapi', freeKib: 1000, totalKib: 4000 });
     expect(readSignal(raw({ xapiFree: '5000', xapiTotal: '4000' }), undefined, 0, null, opts).status).toBe('bad');
     expect(readSignal(raw({ xapiFree: '1000' }), undefined, 0, null, opts).status).toBe('bad');
+  });
+
+  it('remembers the allocation a XAPI value arrived at, until the value changes', () => {
+    const at = (kib: number) => ({ ...opts, allocationKib: kib });
+    const a = readSignal(raw({ xapiFree: '1000', xapiTotal: '4000' }), undefined, 0, 0, at(4096));
+    expect(a.signal).toMatchObject({ kind: 'xapi', allocKib: 4096 });
+    // The VM grew; the agent has not rewritten its numbers: the gap is still measured at 4096.
+    const b = readSignal(raw({ xapiFree: '1000', xapiTotal: '4000' }), a.track, 1000, 0, at(8192));
+    expect(b.signal).toMatchObject({ kind: 'xapi', allocKib: 4096 });
+    expect(agedReading(b, 2000).signal).toMatchObject({ kind: 'xapi', allocKib: 4096, ageMs: 2000 });
+    const c = readSignal(raw({ xapiFree: '1000', xapiTotal: '8000' }), b.track, 3000, 3000, at(8192));
+    expect(c.signal).toMatchObject({ kind: 'xapi', totalKib: 8000, allocKib: 8192 });
   });
 
   it('prefers the xmem report over Qubes meminfo, and a bad report does not fall back', () => {

@@ -30,7 +30,8 @@ const signalArb = (allocation: number): fc.Arbitrary<GuestSignal> =>
     fc.integer({ min: 0, max: 8 * G }).map((usedKib) => ({ kind: 'qubes' as const, usedKib, ageMs: 0 })),
     fc
       .tuple(fc.integer({ min: 0, max: 8 * G }), fc.double({ min: 0, max: 1, noNaN: true }))
-      .map(([totalKib, f]) => ({ kind: 'xapi' as const, totalKib, freeKib: Math.floor(f * totalKib), ageMs: 0 })),
+      // allocKib: the manager records the VM's allocation when the values arrive.
+      .map(([totalKib, f]) => ({ kind: 'xapi' as const, totalKib, freeKib: Math.floor(f * totalKib), allocKib: allocation, ageMs: 0 })),
     fc.constant({ kind: 'none' as const, why: 'no agent' }),
   );
 
@@ -293,6 +294,19 @@ describe('policy properties (fast-check)', () => {
     expect(c.surplus).toBe('proportional');
     expect(maxFlips(settle(s0, c, 200))).toBeLessThanOrEqual(1);
     expect(maxFlips(settle(calmed(s0), c, 200))).toBeLessThanOrEqual(1);
+  });
+
+  it('a XAPI VM whose MemTotal is not rewritten keeps its gap: its growth does not read as more gap and grow it again', () => {
+    // Before: vm3's gap went 19 → 155 → 255 → 256 MiB (gapMax) over four passes as its own
+    // grows were measured against an unchanged MemTotal, and each step reshared the scarce pool:
+    // vm6 turned three times (FC_SEED=-176390999).
+    type Case = [HostSnapshot, Parameters<typeof config>[0], 'xmem', boolean];
+    const [s0, p, policy, probe] = JSON.parse(readFileSync(new URL('./fixtures/xapi-gap-creep.json', import.meta.url), 'utf8')) as Case;
+    const c = config(p, { policy, probe: { enabled: probe } });
+    expect(maxFlips(settle(s0, c, 200))).toBeLessThanOrEqual(2);
+    // Its gap stays what it was when MemTotal arrived, however the VM moves.
+    const s1 = { ...s0, vms: s0.vms.map((v) => (v.domid === 3 ? { ...v, actualKib: v.actualKib + 256 * M } : v)) };
+    expect(decide(s1, c).decisions[3]!.reason).toContain('gap 19M (XAPI meminfo)');
   });
 
   it('xmem: a VM with garbage input only holds its own size; the others decide as if it were fixed memory', () => {

@@ -48,6 +48,15 @@ describe('xmem policy: estimates', () => {
     expect(decide(host([vm(1, { actualKib: 2 * G, signal: swapping })]), free).decisions[0]!.floorKib).toBe(floorOf(700 * M));
   });
 
+  it('a XAPI VM\'s gap is its allocation when the values arrived − MemTotal, not its allocation now', () => {
+    // MemTotal 900M arrived at 1G (gap 124M); the VM has grown to 1.5G since, MemTotal not rewritten.
+    const xapi = (allocKib: number | null) => ({ kind: 'xapi' as const, freeKib: 300 * M, totalKib: 900 * M, allocKib, ageMs: 0 });
+    const grown = (allocKib: number | null) => decide(host([vm(1, { actualKib: 1536 * M, signal: xapi(allocKib) })], { freeKib: 8 * G }), free).decisions[0]!;
+    expect(grown(1 * G).reason).toMatch(/gap 124M \(XAPI meminfo\)/);
+    expect(grown(1 * G).idealKib).toBe(grown(null).idealKib - 132 * M); // gap 256M (gapMax) when unknown
+    expect(grown(null).reason).toMatch(/gap 256M/);
+  });
+
   it('dom0 has its own floor and boost', () => {
     const snap = host([vm(0, { actualKib: 2 * G, signal: xmemSignal({ allocation: 2 * G, commit: 300 * M, unrec: 200 * M }) })], { freeKib: 8 * G });
     const d = decide(snap, free).decisions[0]!;
@@ -382,7 +391,7 @@ describe('every policy: reasons and shape', () => {
     const snap = host([
       vm(0, { actualKib: 2 * G, signal: xmemSignal({ allocation: 2 * G, commit: 1 * G, unrec: 500 * M }) }),
       vm(1, { actualKib: 1 * G, signal: { kind: 'qubes', usedKib: 400 * M, ageMs: 0 } }),
-      vm(2, { actualKib: 1 * G, signal: { kind: 'xapi', freeKib: 300 * M, totalKib: 900 * M, ageMs: 0 } }),
+      vm(2, { actualKib: 1 * G, signal: { kind: 'xapi', freeKib: 300 * M, totalKib: 900 * M, allocKib: 1 * G, ageMs: 0 } }),
       vm(3, { actualKib: 1 * G, paused: true }),
     ]);
     const r = decide(snap, cfg({ policy }));
