@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- policy [--quick | --react-only] [--react-n N] [--react-warmup-passes P]`: the time of one full decision pass (decide()) for
+ * `npm run bench -- policy [--quick | --react-only] [--react-n N] [--react-warmup-passes P] [--spin]`: the time of one full decision pass (decide()) for
  * N = 10, 100, 1000, 10000 domains, xmem and qmemman policies, median of many repeats, in µs;
  * then the watch-event → target-written latency at N = 100 over the real C xenstored, measured
  * by bench/_react.ts around the real Manager (with its state server), beside a bare reactor on
@@ -7,6 +7,10 @@
  * (how the tail grows with the work a pass does; the goal is stated for N = 100). Each
  * manager is measured after P passes of its own (default 1500) at V8's steady state, see
  * bench/_react-main.ts; `--react-warmup-passes 0` measures a freshly started service.
+ * `--spin` keeps every vCPU out of idle while the latency is measured (one `nice -n 19` busy
+ * loop per CPU): on a VM whose idle vCPUs take milliseconds to wake (this 2-vCPU microVM) it
+ * stands in for dom0 vCPUs that do not halt, and tells the machine's wake-up stalls from
+ * xmem's own time.
  *
  * The host is synthetic but realistic and seeded (same every run): 85 % of the VMs send xmem
  * reports with PSI, 7 % Qubes meminfo, 3 % nothing, 5 % are paused; memory is scarce (the
@@ -16,10 +20,11 @@
  *
  * Goals (issue #4): N = 1000 in ≤ 1 ms; react p99 ≤ 5 ms.
  */
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { build } from 'esbuild';
 import { execa } from 'execa';
-import { loadavg, tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
@@ -125,6 +130,7 @@ export default async function bench(argv: string[]): Promise<void> {
   const warmupPasses = wAt >= 0 ? Number(argv[wAt + 1]) : 1500;
   if (!Number.isInteger(warmupPasses) || warmupPasses < 0) throw new Error(`--react-warmup-passes: a whole number ≥ 0, not ${argv[wAt + 1]}`);
   const child = ['--n', String(reactN), '--warmup-passes', String(warmupPasses)];
+  const spin = argv.includes('--spin');
   const result: Record<string, string> = {};
   if (sizes.length > 0) {
     process.stdout.write('one full decision pass (decide), median µs\n');
@@ -159,10 +165,12 @@ export default async function bench(argv: string[]): Promise<void> {
       if (native.error) process.stdout.write(`native reactor and floor: unmeasured (${native.error})\n`);
       // Two arrival patterns, measured in turn on one manager after its warm-up: a quiet host
       // and a busy one (see bench/_react-main.ts).
-      const [quietHost, busyHost] = await runReact(bundle, native.dir ? [...child, '--native', path.join(native.dir, 'bare-reactor'), '--floor-driver', path.join(native.dir, 'floor-driver')] : child);
+      const spinners = spin ? startSpinners() : null;
+      const [quietHost, busyHost] = await runReact(bundle, native.dir ? [...child, '--native', path.join(native.dir, 'bare-reactor'), '--floor-driver', path.join(native.dir, 'floor-driver')] : child)
+        .finally(() => spinners?.stop());
       for (const r of [quietHost!, busyHost!]) {
         process.stdout.write(
-          `watch event → memory/target written, N = ${reactN}, real C xenstored (${r.label}, after ${warmupPasses} warm-up passes):\n` +
+          `watch event → memory/target written, N = ${reactN}, real C xenstored (${r.label}, after ${warmupPasses} warm-up passes${spin ? ', vCPUs kept busy (--spin)' : ''}):\n` +
             `  xmem: p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms (its pass alone: p50 ${r.passP50Ms.toFixed(2)} ms, p99 ${r.passP99Ms.toFixed(2)} ms)\n` +
             `  bare reactor (watch → read → write, same daemon, interleaved): p50 ${r.bareP50Ms.toFixed(2)} ms, p99 ${r.bareP99Ms.toFixed(2)} ms\n` +
             `  the same bare reactor in C (interleaved): ${r.nativeP99Ms === null ? 'unmeasured' : `p50 ${r.nativeP50Ms!.toFixed(2)} ms, p99 ${r.nativeP99Ms.toFixed(2)} ms`}\n` +
@@ -170,7 +178,7 @@ export default async function bench(argv: string[]): Promise<void> {
             `  where xmem's time goes, ms, median of each phase (all samples | the slowest 1 %):\n    ${phaseLine(r)}\n`,
         );
       }
-      react = `react_n=${reactN} react_warmup_passes=${warmupPasses} react_p50_ms=${quietHost!.p50Ms.toFixed(2)} react_p99_ms=${quietHost!.p99Ms.toFixed(2)} ` +
+      react = `react_n=${reactN} react_warmup_passes=${warmupPasses} react_spin=${spin ? 1 : 0} react_p50_ms=${quietHost!.p50Ms.toFixed(2)} react_p99_ms=${quietHost!.p99Ms.toFixed(2)} ` +
         `bare_p99_ms=${quietHost!.bareP99Ms.toFixed(2)} pass_p99_ms=${quietHost!.passP99Ms.toFixed(2)} ` +
         `native_p99_ms=${fixed(quietHost!.nativeP99Ms)} floor_p99_ms=${fixed(quietHost!.floor?.p99Ms ?? null)} ` +
         `busy_react_p50_ms=${busyHost!.p50Ms.toFixed(2)} busy_react_p99_ms=${busyHost!.p99Ms.toFixed(2)} busy_bare_p99_ms=${busyHost!.bareP99Ms.toFixed(2)} ` +
@@ -209,6 +217,14 @@ export async function bundleReact(here: string, dir: string): Promise<{ file: st
     logLevel: 'warning', banner: { js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);" },
   });
   return { file, peerDir: path.join(here, '..', 'test', 'peer') };
+}
+
+/** One `nice -n 19` busy loop per CPU: idle vCPUs never halt, and any real work preempts them. */
+function startSpinners(): { stop(): void } {
+  const procs = Array.from({ length: availableParallelism() }, () => spawn('nice', ['-n', '19', 'sh', '-c', 'while :; do :; done'], { stdio: 'ignore' }));
+  const stop = () => { for (const p of procs) p.kill('SIGKILL'); };
+  process.once('exit', stop); // a bench that dies must not leave them spinning
+  return { stop };
 }
 
 const fixed = (ms: number | null): string => (ms === null ? 'unmeasured' : ms.toFixed(2));
