@@ -4,13 +4,15 @@
  * guest report that asks for more memory is written; the clock stops when a watch on that
  * VM's memory/target (on an independent connection) sees the manager's write.
  *
- * Three processes, as on a real host: this driver (the guests: it writes the reports and
- * watches the targets), the manager, and the peer. The peer measured in the same run is a
- * bare reactor: on the same xenstored, with the same client library, it watches a report key,
- * reads it, parses the JSON and writes a target — the least any balancer must do (one watch
- * event, one read, one write). Its samples alternate with the manager's, so both see the same
- * machine; what the manager adds is the policy pass. Times are CLOCK_MONOTONIC, shared by the
- * processes; the manager logs its side of each sample and hands the log over at the end.
+ * Separate processes, as on a real host: this driver (the guests: it writes the reports and
+ * watches the targets), the manager, and the peers. The peers measured in the same run are bare
+ * reactors: on the same xenstored each watches a report key, reads it, parses the JSON and
+ * writes a target — the least any balancer must do (one watch event, one read, one write). One
+ * is in Node with xmem's client library, one in C with no runtime (bench/native). Their samples
+ * alternate with the manager's, so all see the same machine; what the manager adds is the
+ * policy pass. Then the floor: a C driver against the C reactor, nothing in Node on the path.
+ * Times are CLOCK_MONOTONIC, shared by the processes; the manager logs its side of each
+ * sample and hands the log over at the end.
  * Called by bench/policy.ts through bench/_react-main.ts; `_` keeps it out of the bench list.
  */
 import { execFile, fork, spawn, type ChildProcess } from 'node:child_process';
@@ -44,8 +46,8 @@ export interface ReactOptions {
   patterns: ReactPattern[];
   /** The script to fork for the manager and the bare reactor (bench/_react-main.ts, bundled). */
   childScript: string;
-  /** bench/native/bare-reactor.c, built: the same bare reactor in C, a third peer whose
-   *  latency is the machine's own floor (no runtime, no event loop). Absent: not measured. */
+  /** bench/native/bare-reactor.c, built: the same bare reactor in C, a third peer (no
+   *  runtime, no event loop on the reactor's side). Absent: not measured. */
   nativeReactor?: string;
   /** bench/native/floor-driver.c, built: after the interleaved samples, each pattern is run
    *  again with this C driver against the C reactor, so no runtime is on the path at all. */
