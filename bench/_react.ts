@@ -164,6 +164,17 @@ async function startPeer(script: string, args: string[]): Promise<Peer> {
   return peer;
 }
 
+function exitWithin(proc: ChildProcess, ms: number): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    proc.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
 /** The C bare reactor: ready once it prints so; `finish()` closes its stdin and awaits its exit. */
 async function startNativePeer(binary: string, socketPath: string): Promise<Peer> {
   const proc = spawn(binary, [socketPath, NATIVE_BARE], { stdio: ['pipe', 'pipe', 'inherit'] });
@@ -331,6 +342,9 @@ export async function measureReactLatency(n: number, opts: ReactOptions): Promis
   } finally {
     for (const peer of peers) {
       if (!peer.finished && peer.proc.connected) await peer.finish().catch(() => {});
+      // A finished child exits by itself (writing its profile under `node --cpu-prof`);
+      // one that has not within 5 s is killed.
+      await exitWithin(peer.proc, 5000);
       peer.proc.kill();
     }
     for (const c of [watcher, tools]) await c.close().catch(() => {});

@@ -130,13 +130,13 @@ export class ScriptedHost implements XenHost {
   }
 }
 
+/** A domain's memory/target path; the domid is the first group. */
+export const TARGET_PATH_RE = /^\/local\/domain\/(\d+)\/memory\/target$/;
+
 /**
  * Wraps a XenstoreClient so that every acknowledged write of `/local/domain/<id>/memory/target`
  * is reported to `onTarget` — how a test host "sees" the balloon targets the manager sets.
  */
-/** A domain's memory/target path; the domid is the first group. */
-export const TARGET_PATH_RE = /^\/local\/domain\/(\d+)\/memory\/target$/;
-
 export function followTargetWrites(
   xs: XenstoreClient,
   onTarget: (domid: number, kib: number) => void,

@@ -1,8 +1,9 @@
 /**
  * The react benchmark's harness, run small: the real Manager, the Node and C bare reactors and
  * the C floor driver over the real C xenstored, forked from the same bundle the bench runs.
- * The figures are not checked (a noisy machine); that every peer answered, that each xmem
- * sample was matched with the manager's log, and that the numbers are ordered, is.
+ * The figures are not checked (a noisy machine); that every peer answered, that the xmem
+ * samples were matched with the manager's log (their phases are computed), and that the
+ * numbers are ordered, is.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,7 +19,7 @@ const dir = mkdtempSync(path.join(tmpdir(), 'xmem-react-test-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('react benchmark harness', () => {
-  it('measures xmem, both bare reactors and the C floor, and matches every sample with the manager log', async () => {
+  it('measures xmem, both bare reactors and the C floor, and matches its samples with the manager log', async () => {
     const bundle = await bundleReact(benchDir, dir);
     const native = await buildNative(benchDir, dir);
     expect(native.error).toBeUndefined();
@@ -36,7 +37,7 @@ describe('react benchmark harness', () => {
         expect(hi).toBeGreaterThanOrEqual(lo!);
       }
       expect(r.floor!.maxMs).toBeGreaterThanOrEqual(r.floor!.p99Ms);
-      // Every xmem sample found its watch, read and write in the manager's log.
+      // The xmem samples found their watch, read and write in the manager's log.
       expect(r.phasesP50).not.toBeNull();
       expect(r.phasesTail).not.toBeNull();
       for (const v of Object.values(r.phasesP50!)) expect(v).toBeGreaterThanOrEqual(0);
