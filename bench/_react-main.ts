@@ -35,6 +35,7 @@ if (role === 'manager') {
     childScript: fileURLToPath(import.meta.url),
     nativeReactor: str('native'),
     floorDriver: str('floor-driver'),
+    gcBetweenPasses: str('gc-between-passes') !== '0',
     warmupSamples: num('warmup-passes') ?? 1500,
     patterns: [
       // A report every ~105 ms: each pass starts on cold caches and idle CPUs.

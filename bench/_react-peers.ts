@@ -5,6 +5,7 @@
  * bench/_react.ts through bench/_react-main.ts (`--role manager | bare`); they talk to the
  * driver over the fork IPC channel only before and after the measurement.
  */
+import { PerformanceObserver, performance } from 'node:perf_hooks';
 import pino from 'pino';
 import { realClock } from '../src/clock.js';
 import { REPORT_KEY } from '../src/schemas/report.js';
@@ -12,6 +13,7 @@ import { connectXenstore } from '../src/xenstore/client.js';
 import type { XenstoreClient } from '../src/xenstore/types.js';
 import { parseConfig } from '../dom0/config.js';
 import { ScriptedHost, TARGET_PATH_RE, followTargetWrites, proxyClient, type ScriptedDomain } from '../dom0/host/scripted-host.js';
+import { startGcBetweenPasses, youngGeneration } from '../dom0/manager/gc-between-passes.js';
 import { Manager, type PassReport } from '../dom0/manager/manager.js';
 import { startStateServer } from '../dom0/state/server.js';
 
@@ -27,22 +29,35 @@ export const BARE = '/bench/bare';
 /** Where the C bare reactor (bench/native/bare-reactor.c) works. */
 export const NATIVE_BARE = '/bench/native';
 
-/** What the manager process saw, for the driver to match with its samples (by domid and time). */
+/**
+ * What the manager process saw, for the driver to match with its samples (by domid and time).
+ * Flat arrays of numbers (a stride per entry): V8 keeps them unboxed, so thousands of entries
+ * add no objects for the measured process to promote and collect.
+ */
 export interface ManagerLog {
-  /** A watch event on a VM's report key: [domid, t]. */
-  watches: number[][];
-  /** A read of a VM's report key: [domid, start, done]. */
-  reads: number[][];
-  /** A write of a VM's memory/target: [domid, start, acknowledged]. */
-  writes: number[][];
-  /** Passes that changed a target: [start, durationMs]. */
-  passes: number[][];
+  /** A watch event on a VM's report key: domid, t. */
+  watches: number[];
+  /** A read of a VM's report key: domid, start, done. */
+  reads: number[];
+  /** A write of a VM's memory/target: domid, start, acknowledged. */
+  writes: number[];
+  /** Passes that changed a target: start, durationMs. */
+  passes: number[];
+  /** V8's collection pauses in the manager: start, durationMs. */
+  gcs: number[];
+  /** The young generation's use at the end of each pass, bytes (its growth: what a pass allocates). */
+  youngUsed: number[];
 }
+
+/** Entries per kind of log line. */
+export const STRIDE = { watches: 2, reads: 3, writes: 3, passes: 2, gcs: 2 } as const;
 
 export interface ManagerChildSpec {
   socketPath: string;
   domains: ScriptedDomain[];
   totalKib: number;
+  /** service.gcBetweenPasses (the process runs under --expose-gc, as the systemd unit sets). */
+  gcBetweenPasses: boolean;
 }
 
 const REPORT = new RegExp(`^/local/domain/(\\d+)/${REPORT_KEY}$`);
@@ -52,21 +67,21 @@ function loggedClient(xs: XenstoreClient, log: ManagerLog): XenstoreClient {
   return proxyClient(xs, {
     watch: (path, handler) => xs.watch(path, (ev) => {
       const m = REPORT.exec(ev.path);
-      if (m) log.watches.push([Number(m[1]), monoMs()]);
+      if (m) log.watches.push(Number(m[1]), monoMs());
       handler(ev);
     }),
     tryRead: async (path, tx) => {
       const m = REPORT.exec(path);
       const start = monoMs();
       const v = await xs.tryRead(path, tx);
-      if (m) log.reads.push([Number(m[1]), start, monoMs()]);
+      if (m) log.reads.push(Number(m[1]), start, monoMs());
       return v;
     },
     write: async (path, value, tx) => {
       const m = TARGET_PATH_RE.exec(path);
       const start = monoMs();
       await xs.write(path, value, tx);
-      if (m) log.writes.push([Number(m[1]), start, monoMs()]);
+      if (m) log.writes.push(Number(m[1]), start, monoMs());
     },
   });
 }
@@ -80,21 +95,33 @@ function send(msg: unknown, then?: () => void): void {
 export async function runManagerChild(spec: ManagerChildSpec): Promise<void> {
   const xs = await connectXenstore({ path: spec.socketPath });
   const host = new ScriptedHost({ totalKib: spec.totalKib, domains: spec.domains });
-  const log: ManagerLog = { watches: [], reads: [], writes: [], passes: [] };
+  const log: ManagerLog = { watches: [], reads: [], writes: [], passes: [], gcs: [], youngUsed: [] };
+  // performance's clock and CLOCK_MONOTONIC differ by an offset: taken once, at the start.
+  const perfToMono = monoMs() - performance.now();
+  const gcObserver = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) log.gcs.push(perfToMono + e.startTime, e.duration);
+  });
+  gcObserver.observe({ entryTypes: ['gc'] });
   const manager = new Manager({
     xs: loggedClient(followTargetWrites(xs, (d, k) => host.observeTarget(d, k)), log),
     host,
     clock: realClock,
     // surplus: free → every target is the VM's ideal, so each larger report moves its target
     // (with `proportional` and this much memory every VM would sit at its ceiling).
-    config: parseConfig({ surplus: 'free', service: { minPassIntervalMs: MIN_PASS_INTERVAL_MS, sweepIntervalMs: 3_600_000, convergePollMs: 60_000 } }),
+    config: parseConfig({
+      surplus: 'free',
+      service: { minPassIntervalMs: MIN_PASS_INTERVAL_MS, sweepIntervalMs: 3_600_000, convergePollMs: 60_000, gcBetweenPasses: spec.gcBetweenPasses },
+    }),
     logger: pino({ level: 'silent' }),
   });
   let passes = 0;
   manager.on('pass', (p: PassReport) => {
     passes++;
-    if (p.changes.length > 0) log.passes.push([monoMs() - p.durationMs, p.durationMs]);
+    if (p.changes.length > 0) log.passes.push(monoMs() - p.durationMs, p.durationMs);
+    log.youngUsed.push(youngGeneration().usedBytes);
   });
+  // As `xmem run` starts it (after the listener above, which reads the young generation first).
+  const collector = startGcBetweenPasses(manager, spec.gcBetweenPasses);
   await manager.start();
   const stateServer = await startStateServer(manager, { socketPath: `${spec.socketPath}.state` });
   // Let discovery and the initial passes settle.
@@ -103,13 +130,15 @@ export async function runManagerChild(spec: ManagerChildSpec): Promise<void> {
     quiet = passes === last ? quiet + 1 : 0;
     last = passes;
   }
-  log.watches.length = log.reads.length = log.writes.length = log.passes.length = 0;
+  for (const entries of Object.values(log)) entries.length = 0;
   process.once('message', () => {
     void (async () => {
       await stateServer.close();
+      collector.stop();
+      gcObserver.disconnect();
       await manager.stop();
       await xs.close().catch(() => {});
-      send({ log }, () => process.exit(0));
+      send({ log, gcBetweenPasses: collector.status }, () => process.exit(0));
     })();
   });
   send({ ready: true });

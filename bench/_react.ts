@@ -24,7 +24,7 @@ import type { WatchEvent, XenstoreClient } from '../src/xenstore/types.js';
 import { encodeGuestReport, type GuestReport } from '../src/schemas/report.js';
 import type { ScriptedDomain } from '../dom0/host/scripted-host.js';
 import { keys } from '../dom0/manager/keys.js';
-import { BARE, NATIVE_BARE, MIN_PASS_INTERVAL_MS, monoMs, type ManagerChildSpec, type ManagerLog } from './_react-peers.js';
+import { BARE, NATIVE_BARE, MIN_PASS_INTERVAL_MS, STRIDE, monoMs, type ManagerChildSpec, type ManagerLog } from './_react-peers.js';
 
 const MiB = 1024;
 const GiB = 1024 * 1024;
@@ -52,6 +52,9 @@ export interface ReactOptions {
   /** bench/native/floor-driver.c, built: after the interleaved samples, each pattern is run
    *  again with this C driver against the C reactor, so no runtime is on the path at all. */
   floorDriver?: string;
+  /** The manager's service.gcBetweenPasses (default true). The manager runs under --expose-gc
+   *  either way, as the systemd unit starts it. */
+  gcBetweenPasses?: boolean;
 }
 
 const WARMUP_SPACING_MS = MIN_PASS_INTERVAL_MS + 5;
@@ -92,22 +95,41 @@ interface Sample {
   seen: number;
 }
 
-/** The first entry for `domid` starting within [from, to]; entries are in time order. */
-function firstOf(entries: number[][], domid: number, from: number, to: number): number[] | null {
-  for (const e of entries) if (e[0] === domid && e[1]! >= from && e[1]! <= to) return e;
+/** The first entry for `domid` starting within [from, to] (entries in time order, `stride`
+ *  numbers each: domid, start, …), as its numbers after the domid; null if none. */
+function firstOf(entries: number[], stride: number, domid: number, from: number, to: number): number[] | null {
+  for (let i = 0; i < entries.length; i += stride) {
+    if (entries[i] === domid && entries[i + 1]! >= from && entries[i + 1]! <= to) return entries.slice(i + 1, i + stride);
+  }
   return null;
 }
 
 /** Matches each sample with the manager's log: its watch event, report read and target write. */
 function phasesOf(s: Sample, log: ManagerLog): Phases | null {
-  const watch = firstOf(log.watches, s.domid, s.t0, s.seen);
-  const read = watch && firstOf(log.reads, s.domid, watch[1]!, s.seen);
-  const write = read && firstOf(log.writes, s.domid, read[2]!, s.seen);
+  const watch = firstOf(log.watches, STRIDE.watches, s.domid, s.t0, s.seen);
+  const read = watch && firstOf(log.reads, STRIDE.reads, s.domid, watch[0]!, s.seen);
+  const write = read && firstOf(log.writes, STRIDE.writes, s.domid, read[1]!, s.seen);
   if (!watch || !read || !write) return null;
   return {
-    delivery: watch[1]! - s.t0, toPass: read[1]! - watch[1]!, read: read[2]! - read[1]!,
-    decide: write[1]! - read[2]!, writeAck: write[2]! - write[1]!, writeSeen: s.seen - write[1]!,
+    delivery: watch[0]! - s.t0, toPass: read[0]! - watch[0]!, read: read[1]! - read[0]!,
+    decide: write[0]! - read[1]!, writeAck: write[1]! - write[0]!, writeSeen: s.seen - write[0]!,
   };
+}
+
+/** Whether one of the manager's GC pauses overlaps [from, to]. */
+function gcWithin(log: ManagerLog, from: number, to: number): boolean {
+  for (let i = 0; i < log.gcs.length; i += STRIDE.gcs) {
+    if (log.gcs[i]! < to && log.gcs[i]! + log.gcs[i + 1]! > from) return true;
+  }
+  return false;
+}
+
+/** Median growth of the young generation from one pass's end to the next (growth a
+ *  collection interrupted is left out): about what one pass allocates. */
+function allocPerPassKib(youngUsed: number[]): number | null {
+  const growth: number[] = [];
+  for (let i = 1; i < youngUsed.length; i++) if (youngUsed[i]! >= youngUsed[i - 1]!) growth.push(youngUsed[i]! - youngUsed[i - 1]!);
+  return growth.length === 0 ? null : quantile(growth.sort((a, b) => a - b), 0.5) / 1024;
 }
 
 /** Each phase's median over the samples given. */
@@ -134,8 +156,8 @@ interface Peer {
   finish(): Promise<unknown>;
 }
 
-async function startPeer(script: string, args: string[]): Promise<Peer> {
-  const proc = fork(script, args, { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+async function startPeer(script: string, args: string[], nodeFlags: string[] = []): Promise<Peer> {
+  const proc = fork(script, args, { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], execArgv: [...process.execArgv, ...nodeFlags] });
   let finishing = false;
   proc.on('error', () => {}); // a send to a process already gone; its exit says the rest
   // A reactor that dies mid-run would only show as missing targets: say so at once.
@@ -221,6 +243,12 @@ export interface ReactResult {
    *  (those at or above the p99), to tell the pass's own work from the round trips. */
   phasesP50: Phases | null;
   phasesTail: Phases | null;
+  /** The manager's collector ('on', or why it is off: gc-between-passes.ts). */
+  gcBetweenPasses: string;
+  /** Share of xmem samples with one of the manager's GC pauses inside them, %. */
+  gcInSamplePct: number;
+  /** What one pass allocates (median young-generation growth between passes), KiB. */
+  allocKibPerPass: number | null;
   /** 1-minute load average when the pattern ended (the figures mean little on a busy host). */
   load1: number;
 }
@@ -243,8 +271,9 @@ export async function measureReactLatency(n: number, opts: ReactOptions): Promis
     for (let i = 1; i <= n; i++) doms.push({ domid: i, name: `vm${i}`, actualKib: 1 * GiB, maxmemKib: 1 * GiB + 1024 });
     await setupDomains(tools, doms, ceilingKib);
     // Plenty of memory: every sample is a prompt grow, never a wait for a donor.
-    const spec: ManagerChildSpec = { socketPath: daemon.socketPath, domains: doms, totalKib: (n + 8) * ceilingKib };
-    const manager = await startPeer(opts.childScript, ['--role', 'manager', '--spec', JSON.stringify(spec)]);
+    const spec: ManagerChildSpec = { socketPath: daemon.socketPath, domains: doms, totalKib: (n + 8) * ceilingKib, gcBetweenPasses: opts.gcBetweenPasses ?? true };
+    // NODE_OPTIONS=--expose-gc, as dom0/systemd/xmem.service runs the service.
+    const manager = await startPeer(opts.childScript, ['--role', 'manager', '--spec', JSON.stringify(spec)], ['--expose-gc']);
     peers.push(manager);
     const bare = await startPeer(opts.childScript, ['--role', 'bare', '--socket', daemon.socketPath]);
     peers.push(bare);
@@ -306,7 +335,7 @@ export async function measureReactLatency(n: number, opts: ReactOptions): Promis
       runs.push(run);
     }
     // The manager's log, handed over once nothing is measured any more.
-    const { log } = (await manager.finish()) as { log: ManagerLog };
+    const { log, gcBetweenPasses } = (await manager.finish()) as { log: ManagerLog; gcBetweenPasses: string };
     const floors = new Map<ReactPattern, ReactResult['floor']>();
     if (native && opts.floorDriver) {
       await watcher.close(); // its watch on the C reactor's subtree would wake this process
@@ -321,7 +350,11 @@ export async function measureReactLatency(n: number, opts: ReactOptions): Promis
       nativeLat.sort((a, b) => a - b);
       const from = timed[0]!.t0;
       const to = timed[timed.length - 1]!.seen;
-      const passMs = log.passes.filter(([start]) => start! >= from && start! <= to).map(([, ms]) => ms!).sort((a, b) => a - b);
+      const passMs: number[] = [];
+      for (let i = 0; i < log.passes.length; i += STRIDE.passes) {
+        if (log.passes[i]! >= from && log.passes[i]! <= to) passMs.push(log.passes[i + 1]!);
+      }
+      passMs.sort((a, b) => a - b);
       const p99 = quantile(lat, 0.99);
       const phased = (keep: (ms: number) => boolean) => timed.flatMap((t) => {
         const ph = keep(t.seen - t.t0) ? phasesOf(t, log) : null;
@@ -336,6 +369,9 @@ export async function measureReactLatency(n: number, opts: ReactOptions): Promis
         nativeP50Ms: native ? quantile(nativeLat, 0.5) : null, nativeP99Ms: native ? quantile(nativeLat, 0.99) : null,
         floor: floors.get(p) ?? null,
         passP50Ms: quantile(passMs, 0.5), passP99Ms: quantile(passMs, 0.99),
+        gcBetweenPasses,
+        gcInSamplePct: (100 * timed.filter((t) => gcWithin(log, t.t0, t.seen)).length) / timed.length,
+        allocKibPerPass: allocPerPassKib(log.youngUsed),
         load1,
       };
     });

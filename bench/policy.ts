@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- policy [--quick | --react-only] [--react-n N] [--react-warmup-passes P] [--spin]`: the time of one full decision pass (decide()) for
+ * `npm run bench -- policy [--quick | --react-only] [--react-n N] [--react-warmup-passes P] [--spin] [--no-gc-between-passes]`: the time of one full decision pass (decide()) for
  * N = 10, 100, 1000, 10000 domains, xmem and qmemman policies, median of many repeats, in µs;
  * then the watch-event → target-written latency at N = 100 over the real C xenstored, measured
  * by bench/_react.ts around the real Manager (with its state server), beside a bare reactor on
@@ -10,7 +10,8 @@
  * `--spin` keeps every vCPU out of idle while the latency is measured (one `nice -n 19` busy
  * loop per CPU): on a VM whose idle vCPUs take milliseconds to wake (this 2-vCPU microVM) it
  * stands in for dom0 vCPUs that do not halt, and tells the machine's wake-up stalls from
- * xmem's own time.
+ * xmem's own time. `--no-gc-between-passes` measures the manager with service.gcBetweenPasses
+ * off (V8 then scavenges whenever its young generation fills, often inside a pass).
  *
  * The host is synthetic but realistic and seeded (same every run): 85 % of the VMs send xmem
  * reports with PSI, 7 % Qubes meminfo, 3 % nothing, 5 % are paused; memory is scarce (the
@@ -131,6 +132,8 @@ export default async function bench(argv: string[]): Promise<void> {
   if (!Number.isInteger(warmupPasses) || warmupPasses < 0) throw new Error(`--react-warmup-passes: a whole number ≥ 0, not ${argv[wAt + 1]}`);
   const child = ['--n', String(reactN), '--warmup-passes', String(warmupPasses)];
   const spin = argv.includes('--spin');
+  // --no-gc-between-passes: the manager with service.gcBetweenPasses off, to compare.
+  if (argv.includes('--no-gc-between-passes')) child.push('--gc-between-passes', '0');
   const result: Record<string, string> = {};
   if (sizes.length > 0) {
     process.stdout.write('one full decision pass (decide), median µs\n');
@@ -175,14 +178,18 @@ export default async function bench(argv: string[]): Promise<void> {
             `  bare reactor (watch → read → write, same daemon, interleaved): p50 ${r.bareP50Ms.toFixed(2)} ms, p99 ${r.bareP99Ms.toFixed(2)} ms\n` +
             `  the same bare reactor in C (interleaved): ${r.nativeP99Ms === null ? 'unmeasured' : `p50 ${r.nativeP50Ms!.toFixed(2)} ms, p99 ${r.nativeP99Ms.toFixed(2)} ms`}\n` +
             `  floor, nothing but C (C driver → C reactor, run after): ${r.floor === null ? 'unmeasured' : `p50 ${r.floor.p50Ms.toFixed(2)} ms, p99 ${r.floor.p99Ms.toFixed(2)} ms, max ${r.floor.maxMs.toFixed(2)} ms`}\n` +
-            `  where xmem's time goes, ms, median of each phase (all samples | the slowest 1 %):\n    ${phaseLine(r)}\n`,
+            `  where xmem's time goes, ms, median of each phase (all samples | the slowest 1 %):\n    ${phaseLine(r)}\n` +
+            `  manager GC: a pause inside ${r.gcInSamplePct.toFixed(1)} % of xmem's samples (collection between passes: ${r.gcBetweenPasses}); ` +
+            `a pass allocates ${r.allocKibPerPass === null ? 'unmeasured' : `${r.allocKibPerPass.toFixed(0)} KiB`} (median, whole run)\n`,
         );
       }
       react = `react_n=${reactN} react_warmup_passes=${warmupPasses} react_spin=${spin ? 1 : 0} react_p50_ms=${quietHost!.p50Ms.toFixed(2)} react_p99_ms=${quietHost!.p99Ms.toFixed(2)} ` +
         `bare_p99_ms=${quietHost!.bareP99Ms.toFixed(2)} pass_p99_ms=${quietHost!.passP99Ms.toFixed(2)} ` +
         `native_p99_ms=${fixed(quietHost!.nativeP99Ms)} floor_p99_ms=${fixed(quietHost!.floor?.p99Ms ?? null)} ` +
         `busy_react_p50_ms=${busyHost!.p50Ms.toFixed(2)} busy_react_p99_ms=${busyHost!.p99Ms.toFixed(2)} busy_bare_p99_ms=${busyHost!.bareP99Ms.toFixed(2)} ` +
-        `busy_native_p99_ms=${fixed(busyHost!.nativeP99Ms)} busy_floor_p99_ms=${fixed(busyHost!.floor?.p99Ms ?? null)}`;
+        `busy_native_p99_ms=${fixed(busyHost!.nativeP99Ms)} busy_floor_p99_ms=${fixed(busyHost!.floor?.p99Ms ?? null)} ` +
+        `gc_between_passes=${quietHost!.gcBetweenPasses.split(':')[0]} gc_in_sample_pct=${quietHost!.gcInSamplePct.toFixed(1)} busy_gc_in_sample_pct=${busyHost!.gcInSamplePct.toFixed(1)} ` +
+        `alloc_kib_per_pass=${quietHost!.allocKibPerPass === null ? 'unmeasured' : quietHost!.allocKibPerPass.toFixed(0)}`;
     } catch (err) {
       process.stdout.write(`react=unmeasured (${err instanceof Error ? err.message.split('\n')[0] : String(err)})\n`);
     } finally {

@@ -77,6 +77,9 @@ export const ServiceSchema = z.strictObject({
   growWaitPollMs: z.number().int().min(10).max(10_000).default(100),
   /** Lower Xen's maxmem with every shrink (qmemman; stops a guest keeping what it gave back). */
   lowerMaxmemOnShrink: z.boolean().default(true),
+  /** Collect V8's young generation between passes rather than inside them (needs node
+   *  --expose-gc, which the systemd unit sets; dom0/manager/gc-between-passes.ts). */
+  gcBetweenPasses: z.boolean().default(true),
   logLevel: z.enum(LOG_LEVELS).default('info'),
 });
 export type ServiceConfig = z.infer<typeof ServiceSchema>;

@@ -5,6 +5,7 @@ import { ConfigError, defaultConfig, loadConfig, type XmemConfig } from '../conf
 import { openXenHost } from '../host/open.js';
 import { createLogger } from '../log.js';
 import { Manager } from '../manager/manager.js';
+import { startGcBetweenPasses } from '../manager/gc-between-passes.js';
 import { ReservationBook } from '../admission/book.js';
 import { withAdmissionPins } from '../admission/pins.js';
 import { startAdmissionServer, type AdmissionServer } from '../admission/server.js';
@@ -111,6 +112,8 @@ async function serve(config: XmemConfig): Promise<number> {
     log.error({ err: (err as Error).message }, 'state socket unavailable; xmem top/status will not connect');
   }
 
+  const collector = startGcBetweenPasses(manager, svc.gcBetweenPasses);
+  log.info({ gcBetweenPasses: collector.status }, 'young-generation GC');
   await manager.start();
   await new Promise<void>((resolve) => {
     // The handlers stay installed for the whole shutdown: execa's signal-exit re-raises a
@@ -126,6 +129,7 @@ async function serve(config: XmemConfig): Promise<number> {
     process.on('SIGINT', onSignal);
   });
   await admission?.close().catch(() => {});
+  collector.stop();
   await manager.stop();
   await stateServer?.close().catch(() => {});
   host.close();

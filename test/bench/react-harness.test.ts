@@ -2,8 +2,8 @@
  * The react benchmark's harness, run small: the real Manager, the Node and C bare reactors and
  * the C floor driver over the real C xenstored, forked from the same bundle the bench runs.
  * The figures are not checked (a noisy machine); that every peer answered, that the xmem
- * samples were matched with the manager's log (their phases are computed), and that the
- * numbers are ordered, is.
+ * samples were matched with the manager's log (their phases are computed), that the manager
+ * ran with its GC collector on, and that the numbers are ordered, is.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -42,6 +42,12 @@ describe('react benchmark harness', () => {
       expect(r.phasesTail).not.toBeNull();
       for (const v of Object.values(r.phasesP50!)) expect(v).toBeGreaterThanOrEqual(0);
       expect(r.passP50Ms).toBeGreaterThan(0);
+      // The manager ran as the unit starts it (--expose-gc), its collector on; the log's
+      // young-generation readings gave a per-pass allocation.
+      expect(r.gcBetweenPasses).toBe('on');
+      expect(r.allocKibPerPass).toBeGreaterThan(0);
+      expect(r.gcInSamplePct).toBeGreaterThanOrEqual(0);
+      expect(r.gcInSamplePct).toBeLessThanOrEqual(100);
     }
   }, 120_000);
 });
