@@ -30,9 +30,9 @@ export const BARE = '/bench/bare';
 export const NATIVE_BARE = '/bench/native';
 
 /**
- * What the manager process saw, for the driver to match with its samples (by domid and time).
- * Flat arrays of numbers (a stride per entry): V8 keeps them unboxed, so thousands of entries
- * add no objects for the measured process to promote and collect.
+ * What the manager process saw, for the driver to match with its samples (by domid and time):
+ * flat arrays of numbers, a stride per entry. The manager records them in Recorders, off the
+ * V8 heap, so the measurement adds nothing for the measured process to promote and collect.
  */
 export interface ManagerLog {
   /** A watch event on a VM's report key: domid, t. */
@@ -43,14 +43,49 @@ export interface ManagerLog {
   writes: number[];
   /** Passes that changed a target: start, durationMs. */
   passes: number[];
-  /** V8's collection pauses in the manager: start, durationMs. */
+  /** V8's collection pauses in the manager: start, durationMs, kind, flags (perf_hooks'
+   *  constants: kind 1 minor, 4 major, 8 incremental marking, 16 weak callbacks; flag 4 forced). */
   gcs: number[];
   /** The young generation's use at the end of each pass, bytes (its growth: what a pass allocates). */
   youngUsed: number[];
 }
 
 /** Entries per kind of log line. */
-export const STRIDE = { watches: 2, reads: 3, writes: 3, passes: 2, gcs: 2 } as const;
+export const STRIDE = { watches: 2, reads: 3, writes: 3, passes: 2, gcs: 4 } as const;
+
+/** Numbers appended in chunks of Float64Array: their storage is outside the V8 heap. */
+class Recorder {
+  private readonly chunks: Float64Array[] = [];
+  private used = CHUNK;
+
+  push(...values: number[]): void {
+    for (const v of values) {
+      if (this.used === CHUNK) {
+        this.chunks.push(new Float64Array(CHUNK));
+        this.used = 0;
+      }
+      this.chunks[this.chunks.length - 1]![this.used++] = v;
+    }
+  }
+
+  clear(): void {
+    this.chunks.length = 0;
+    this.used = CHUNK;
+  }
+
+  toArray(): number[] {
+    const out: number[] = [];
+    this.chunks.forEach((c, i) => out.push(...c.subarray(0, i === this.chunks.length - 1 ? this.used : CHUNK)));
+    return out;
+  }
+}
+const CHUNK = 4096;
+
+type Recorders = { [K in keyof ManagerLog]: Recorder };
+
+function toLog(r: Recorders): ManagerLog {
+  return Object.fromEntries(Object.entries(r).map(([k, v]) => [k, v.toArray()])) as unknown as ManagerLog;
+}
 
 export interface ManagerChildSpec {
   socketPath: string;
@@ -63,7 +98,7 @@ export interface ManagerChildSpec {
 const REPORT = new RegExp(`^/local/domain/(\\d+)/${REPORT_KEY}$`);
 
 /** The manager's client, logging each report watch event, report read and target write. */
-function loggedClient(xs: XenstoreClient, log: ManagerLog): XenstoreClient {
+function loggedClient(xs: XenstoreClient, log: Recorders): XenstoreClient {
   return proxyClient(xs, {
     watch: (path, handler) => xs.watch(path, (ev) => {
       const m = REPORT.exec(ev.path);
@@ -95,11 +130,16 @@ function send(msg: unknown, then?: () => void): void {
 export async function runManagerChild(spec: ManagerChildSpec): Promise<void> {
   const xs = await connectXenstore({ path: spec.socketPath });
   const host = new ScriptedHost({ totalKib: spec.totalKib, domains: spec.domains });
-  const log: ManagerLog = { watches: [], reads: [], writes: [], passes: [], gcs: [], youngUsed: [] };
+  const log: Recorders = {
+    watches: new Recorder(), reads: new Recorder(), writes: new Recorder(), passes: new Recorder(), gcs: new Recorder(), youngUsed: new Recorder(),
+  };
   // performance's clock and CLOCK_MONOTONIC differ by an offset: taken once, at the start.
   const perfToMono = monoMs() - performance.now();
   const gcObserver = new PerformanceObserver((list) => {
-    for (const e of list.getEntries()) log.gcs.push(perfToMono + e.startTime, e.duration);
+    for (const e of list.getEntries()) {
+      const detail = (e as { detail?: { kind?: number; flags?: number } }).detail;
+      log.gcs.push(perfToMono + e.startTime, e.duration, detail?.kind ?? 0, detail?.flags ?? 0);
+    }
   });
   gcObserver.observe({ entryTypes: ['gc'] });
   const manager = new Manager({
@@ -130,7 +170,7 @@ export async function runManagerChild(spec: ManagerChildSpec): Promise<void> {
     quiet = passes === last ? quiet + 1 : 0;
     last = passes;
   }
-  for (const entries of Object.values(log)) entries.length = 0;
+  for (const entries of Object.values(log)) entries.clear();
   process.once('message', () => {
     void (async () => {
       await stateServer.close();
@@ -138,7 +178,7 @@ export async function runManagerChild(spec: ManagerChildSpec): Promise<void> {
       gcObserver.disconnect();
       await manager.stop();
       await xs.close().catch(() => {});
-      send({ log, gcBetweenPasses: collector.status }, () => process.exit(0));
+      send({ log: toLog(log), gcBetweenPasses: collector.status }, () => process.exit(0));
     })();
   });
   send({ ready: true });

@@ -17,6 +17,7 @@
  */
 import { execFile, fork, spawn, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
+import { constants as perfConstants } from 'node:perf_hooks';
 import os from 'node:os';
 import { startXenstored } from '../test/peer/daemon.js';
 import { connectXenstore } from '../src/xenstore/client.js';
@@ -26,6 +27,7 @@ import type { ScriptedDomain } from '../dom0/host/scripted-host.js';
 import { keys } from '../dom0/manager/keys.js';
 import { BARE, NATIVE_BARE, MIN_PASS_INTERVAL_MS, STRIDE, monoMs, type ManagerChildSpec, type ManagerLog } from './_react-peers.js';
 
+const { NODE_PERFORMANCE_GC_MINOR } = perfConstants;
 const MiB = 1024;
 const GiB = 1024 * 1024;
 
@@ -116,12 +118,19 @@ function phasesOf(s: Sample, log: ManagerLog): Phases | null {
   };
 }
 
-/** Whether one of the manager's GC pauses overlaps [from, to]. */
-function gcWithin(log: ManagerLog, from: number, to: number): boolean {
+/** When the manager sent this sample's target write (its log matched), else null. */
+function writeSentAt(s: Sample, log: ManagerLog): number | null {
+  const ph = phasesOf(s, log);
+  return ph && s.seen - ph.writeSeen;
+}
+
+/** The kind (perf_hooks' flags) of the first of the manager's GC pauses overlapping
+ *  [from, to], or null. */
+function gcWithin(log: ManagerLog, from: number, to: number): number | null {
   for (let i = 0; i < log.gcs.length; i += STRIDE.gcs) {
-    if (log.gcs[i]! < to && log.gcs[i]! + log.gcs[i + 1]! > from) return true;
+    if (log.gcs[i]! < to && log.gcs[i]! + log.gcs[i + 1]! > from) return log.gcs[i + 2]!;
   }
-  return false;
+  return null;
 }
 
 /** Median growth of the young generation from one pass's end to the next (growth a
@@ -245,8 +254,11 @@ export interface ReactResult {
   phasesTail: Phases | null;
   /** The manager's collector ('on', or why it is off: gc-between-passes.ts). */
   gcBetweenPasses: string;
-  /** Share of xmem samples with one of the manager's GC pauses inside them, %. */
+  /** Share of xmem samples with one of the manager's GC pauses between the report's write and
+   *  the target's (the manager's write sent), %. */
   gcInSamplePct: number;
+  /** Of those, the samples whose pause was a scavenge (the kind the collector moves), %. */
+  minorGcInSamplePct: number;
   /** What one pass allocates (median young-generation growth between passes), KiB. */
   allocKibPerPass: number | null;
   /** 1-minute load average when the pattern ended (the figures mean little on a busy host). */
@@ -356,6 +368,8 @@ export async function measureReactLatency(n: number, opts: ReactOptions): Promis
       }
       passMs.sort((a, b) => a - b);
       const p99 = quantile(lat, 0.99);
+      const gcKinds = timed.map((t) => gcWithin(log, t.t0, writeSentAt(t, log) ?? t.seen));
+      const pct = (k: number) => (100 * k) / timed.length;
       const phased = (keep: (ms: number) => boolean) => timed.flatMap((t) => {
         const ph = keep(t.seen - t.t0) ? phasesOf(t, log) : null;
         return ph ? [ph] : [];
@@ -370,7 +384,10 @@ export async function measureReactLatency(n: number, opts: ReactOptions): Promis
         floor: floors.get(p) ?? null,
         passP50Ms: quantile(passMs, 0.5), passP99Ms: quantile(passMs, 0.99),
         gcBetweenPasses,
-        gcInSamplePct: (100 * timed.filter((t) => gcWithin(log, t.t0, t.seen)).length) / timed.length,
+        // Only a pause before the write was sent delays it (one right after the pass, while the
+        // write is on its way to the watcher, does not).
+        gcInSamplePct: pct(gcKinds.filter((k) => k !== null).length),
+        minorGcInSamplePct: pct(gcKinds.filter((k) => k === NODE_PERFORMANCE_GC_MINOR).length),
         allocKibPerPass: allocPerPassKib(log.youngUsed),
         load1,
       };

@@ -179,7 +179,7 @@ export default async function bench(argv: string[]): Promise<void> {
             `  the same bare reactor in C (interleaved): ${r.nativeP99Ms === null ? 'unmeasured' : `p50 ${r.nativeP50Ms!.toFixed(2)} ms, p99 ${r.nativeP99Ms.toFixed(2)} ms`}\n` +
             `  floor, nothing but C (C driver → C reactor, run after): ${r.floor === null ? 'unmeasured' : `p50 ${r.floor.p50Ms.toFixed(2)} ms, p99 ${r.floor.p99Ms.toFixed(2)} ms, max ${r.floor.maxMs.toFixed(2)} ms`}\n` +
             `  where xmem's time goes, ms, median of each phase (all samples | the slowest 1 %):\n    ${phaseLine(r)}\n` +
-            `  manager GC: a pause inside ${r.gcInSamplePct.toFixed(1)} % of xmem's samples (collection between passes: ${r.gcBetweenPasses}); ` +
+            `  manager GC: a pause before the target write in ${r.gcInSamplePct.toFixed(1)} % of xmem's samples (a scavenge in ${r.minorGcInSamplePct.toFixed(1)} %) (collection between passes: ${r.gcBetweenPasses}); ` +
             `a pass allocates ${r.allocKibPerPass === null ? 'unmeasured' : `${r.allocKibPerPass.toFixed(0)} KiB`} (median, whole run)\n`,
         );
       }
@@ -188,7 +188,7 @@ export default async function bench(argv: string[]): Promise<void> {
         `native_p99_ms=${fixed(quietHost!.nativeP99Ms)} floor_p99_ms=${fixed(quietHost!.floor?.p99Ms ?? null)} ` +
         `busy_react_p50_ms=${busyHost!.p50Ms.toFixed(2)} busy_react_p99_ms=${busyHost!.p99Ms.toFixed(2)} busy_bare_p99_ms=${busyHost!.bareP99Ms.toFixed(2)} ` +
         `busy_native_p99_ms=${fixed(busyHost!.nativeP99Ms)} busy_floor_p99_ms=${fixed(busyHost!.floor?.p99Ms ?? null)} ` +
-        `gc_between_passes=${quietHost!.gcBetweenPasses.split(':')[0]} gc_in_sample_pct=${quietHost!.gcInSamplePct.toFixed(1)} busy_gc_in_sample_pct=${busyHost!.gcInSamplePct.toFixed(1)} ` +
+        `gc_between_passes=${quietHost!.gcBetweenPasses.split(':')[0]} gc_in_sample_pct=${quietHost!.gcInSamplePct.toFixed(1)} busy_gc_in_sample_pct=${busyHost!.gcInSamplePct.toFixed(1)} minor_gc_in_sample_pct=${quietHost!.minorGcInSamplePct.toFixed(1)} busy_minor_gc_in_sample_pct=${busyHost!.minorGcInSamplePct.toFixed(1)} ` +
         `alloc_kib_per_pass=${quietHost!.allocKibPerPass === null ? 'unmeasured' : quietHost!.allocKibPerPass.toFixed(0)}`;
     } catch (err) {
       process.stdout.write(`react=unmeasured (${err instanceof Error ? err.message.split('\n')[0] : String(err)})\n`);

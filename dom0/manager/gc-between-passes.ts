@@ -8,7 +8,9 @@ import v8 from 'node:v8';
  * inside a pass holds back that pass's target writes, by 2–10 ms on a small dom0 (the react
  * benchmark with --spin). So after each pass, if what is left of the young generation would
  * not hold two more passes like the largest seen lately, it is collected at once, while no
- * guest waits. There are no more collections than before, only at a better time.
+ * guest waits. V8 does not wait for the space to be full: at 80 % it posts a scavenge task,
+ * which runs at the next turn of the event loop, in the middle of a pass awaiting xenstore as
+ * likely as not. So the line is drawn below that: 75 %.
  *
  * It needs V8's gc() (node --expose-gc; the systemd unit sets NODE_OPTIONS=--expose-gc).
  * Without it, nothing is done and V8 collects when it likes.
@@ -20,13 +22,17 @@ export interface YoungGeneration {
   availableBytes: number;
 }
 
+/** Collect before a pass could take the young generation past this share of its capacity:
+ *  below the 80 % at which V8 posts its own scavenge task (--scavenge-task-trigger). */
+export const COLLECT_BEFORE_SHARE = 0.75;
+
 /** How many recent passes' allocations the estimate of "one pass" looks back on. */
 const PASSES_REMEMBERED = 16;
 
 /**
  * Learns how much one pass allocates from the young generation's growth between the ends of
- * consecutive passes (growth that a collection interrupted is not counted), and says when the
- * space left would not hold two more passes. Pure: the caller feeds it readings.
+ * consecutive passes (growth that a collection interrupted is not counted), and says when two
+ * more passes would take it past COLLECT_BEFORE_SHARE. Pure: the caller feeds it readings.
  */
 export class PassAllocation {
   private lastUsed: number | null = null;
@@ -40,7 +46,8 @@ export class PassAllocation {
     }
     this.lastUsed = gen.usedBytes;
     const pass = this.largestPassBytes();
-    return pass > 0 && gen.availableBytes < 2 * pass;
+    const capacity = gen.usedBytes + gen.availableBytes;
+    return pass > 0 && gen.usedBytes + 2 * pass > COLLECT_BEFORE_SHARE * capacity;
   }
 
   /** The reading right after a collection: the next growth is measured from it. */
@@ -76,14 +83,16 @@ export interface PassSource {
 export interface GcBetweenPassesDeps {
   gc: GcFunction;
   young?: () => YoungGeneration;
-  /** When to look, once a pass has ended (default: setImmediate, after its I/O callbacks). */
+  /** When to look once a pass has ended. Default: at once, in the 'pass' event, which the
+   *  manager emits before it can start another pass (a collection deferred to a later turn of
+   *  the event loop could fall inside the next pass's wait for xenstore). */
   defer?: (fn: () => void) => void;
 }
 
 /** Collects the young generation after a pass when needed (see above). Returns stop(). */
 export function gcBetweenPasses(source: PassSource, deps: GcBetweenPassesDeps): { stop(): void; collections(): number } {
   const young = deps.young ?? youngGeneration;
-  const defer = deps.defer ?? ((fn) => void setImmediate(fn));
+  const defer = deps.defer ?? ((fn) => fn());
   const alloc = new PassAllocation();
   let collections = 0;
   let stopped = false;
