@@ -87,11 +87,16 @@ manager_start() {
   local cfg=${1:-}; [ -n "$cfg" ] || cfg='{}'
   printf '%s\n' "$cfg" > /tmp/xmem.json
   MGR_LOG=/tmp/xmem-$SCEN.log   # not on 9p directly: writes there can block (copied at stop)
-  $XMEM run --config /tmp/xmem.json >> "$MGR_LOG" 2>&1 &
+  # NODE_OPTIONS as dom0/systemd/xmem.service sets it (V8's gc() for service.gcBetweenPasses)
+  NODE_OPTIONS=--expose-gc $XMEM run --config /tmp/xmem.json >> "$MGR_LOG" 2>&1 &
   MGR_PID=$!
   # up = its state socket answers (the first pass is done); node starts slowly under emulation
   if wait_until 180 status_json; then info "xmem run up after ${WAITED_MS} ms (pid $MGR_PID, log lab/out/${MGR_LOG#/tmp/})"
   else fail "xmem run not answering after ${WAITED_MS} ms: $(head -c 300 /tmp/status.err)"; manager_tail; manager_stop; return 1; fi
+  # the unit's environment turns the collector on (the default config wants it)
+  case "$cfg" in *gcBetweenPasses*) ;; *)
+    grep -q '"gcBetweenPasses":"on"' "$MGR_LOG" || { fail "xmem run: young-generation GC between passes is not on: $(grep -o '"gcBetweenPasses":"[^"]*"' "$MGR_LOG" | tail -1)"; manager_stop; return 1; } ;;
+  esac
 }
 manager_stop() {
   [ -n "${MGR_PID:-}" ] || return 0
