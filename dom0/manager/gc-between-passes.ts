@@ -6,11 +6,11 @@ import v8 from 'node:v8';
  * Each pass allocates (about 350 KiB at N = 100: the snapshot, the policy's per-VM objects
  * and reasons). V8 scavenges whenever its young generation fills up. A scavenge that falls
  * inside a pass holds back that pass's target writes, by 2–10 ms on a small dom0 (the react
- * benchmark with --spin). So after each pass, if what is left of the young generation would
- * not hold two more passes like the largest seen lately, it is collected at once, while no
- * guest waits. V8 does not wait for the space to be full: at 80 % it posts a scavenge task,
- * which runs at the next turn of the event loop, in the middle of a pass awaiting xenstore as
- * likely as not. So the line is drawn below that: 75 %.
+ * benchmark with --spin). So after each pass, if two more passes like the largest seen lately
+ * could take the young generation past 75 % of its capacity, it is collected at once, while no
+ * guest waits. Why 75 %: V8 does not wait for the space to be full; at 80 % it posts a
+ * scavenge task, which runs at the next turn of the event loop, as likely as not in the middle
+ * of a pass awaiting xenstore. The collections are as many as before, at a better time.
  *
  * It needs V8's gc() (node --expose-gc; the systemd unit sets NODE_OPTIONS=--expose-gc).
  * Without it, nothing is done and V8 collects when it likes.
