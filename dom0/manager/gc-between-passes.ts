@@ -10,7 +10,8 @@ import v8 from 'node:v8';
  * could take the young generation past 75 % of its capacity, it is collected at once, while no
  * guest waits. Why 75 %: V8 does not wait for the space to be full; at 80 % it posts a
  * scavenge task, which runs at the next turn of the event loop, as likely as not in the middle
- * of a pass awaiting xenstore. The collections are as many as before, at a better time.
+ * of a pass awaiting xenstore. The collections are about as many as before (each a little
+ * earlier), at a better time.
  *
  * It needs V8's gc() (node --expose-gc; the systemd unit sets NODE_OPTIONS=--expose-gc).
  * Without it, nothing is done and V8 collects when it likes.
