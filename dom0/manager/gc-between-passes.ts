@@ -5,8 +5,8 @@ import v8 from 'node:v8';
  *
  * Each pass allocates (about 350 KiB at N = 100: the snapshot, the policy's per-VM objects
  * and reasons). V8 scavenges whenever its young generation fills up. A scavenge that falls
- * inside a pass holds back that pass's target writes, by about 2 ms and up to 20 ms on a small dom0 (the react
- * benchmark with --spin). So after each pass, if two more passes like the largest seen lately
+ * inside a pass holds back that pass's target writes, by about 2 ms and up to 20 ms on a
+ * small dom0 (the react benchmark with --spin). So after each pass, if two more passes like the largest seen lately
  * could take the young generation past 75 % of its capacity, it is collected at once, while no
  * guest waits. Why 75 %: V8 does not wait for the space to be full; at 80 % it posts a
  * scavenge task, which runs at the next turn of the event loop, as likely as not in the middle
