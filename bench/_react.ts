@@ -248,6 +248,11 @@ export interface ReactResult {
    *  tells the code's cost from a loaded machine's stalls. */
   passP50Ms: number;
   passP99Ms: number;
+  /** The issue's interval taken literally, on the manager's own clock: its report watch fired →
+   *  xenstored acknowledged its target write (no watch delivery to or from the driver). Over
+   *  the samples the log matched; null when none did. */
+  watchToAckP50Ms: number | null;
+  watchToAckP99Ms: number | null;
   /** Where the time went: each phase's median over all xmem samples, and over the slowest 1 %
    *  (those at or above the p99), to tell the pass's own work from the round trips. */
   phasesP50: Phases | null;
@@ -374,15 +379,19 @@ export async function measureReactLatency(n: number, opts: ReactOptions): Promis
         const ph = keep(t.seen - t.t0) ? phasesOf(t, log) : null;
         return ph ? [ph] : [];
       });
+      const all = phased(() => true);
+      const watchToAck = all.map((ph) => ph.toPass + ph.read + ph.decide + ph.writeAck).sort((a, b) => a - b);
       return {
         label: p.label,
-        phasesP50: medianPhases(phased(() => true)),
+        phasesP50: medianPhases(all),
         phasesTail: medianPhases(phased((ms) => ms >= p99)),
         p50Ms: quantile(lat, 0.5), p99Ms: p99,
         bareP50Ms: quantile(bareLat, 0.5), bareP99Ms: quantile(bareLat, 0.99),
         nativeP50Ms: native ? quantile(nativeLat, 0.5) : null, nativeP99Ms: native ? quantile(nativeLat, 0.99) : null,
         floor: floors.get(p) ?? null,
         passP50Ms: quantile(passMs, 0.5), passP99Ms: quantile(passMs, 0.99),
+        watchToAckP50Ms: watchToAck.length > 0 ? quantile(watchToAck, 0.5) : null,
+        watchToAckP99Ms: watchToAck.length > 0 ? quantile(watchToAck, 0.99) : null,
         gcBetweenPasses,
         // Only a pause before the write was sent delays it (one right after the pass, while the
         // write is on its way to the watcher, does not).

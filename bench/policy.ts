@@ -175,6 +175,7 @@ export default async function bench(argv: string[]): Promise<void> {
         process.stdout.write(
           `watch event → memory/target written, N = ${reactN}, real C xenstored (${r.label}, after ${warmupPasses} warm-up passes${spin ? ', vCPUs kept busy (--spin)' : ''}):\n` +
             `  xmem: p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms (its pass alone: p50 ${r.passP50Ms.toFixed(2)} ms, p99 ${r.passP99Ms.toFixed(2)} ms)\n` +
+            `  xmem, the manager's own clock, its watch fired → target write acknowledged: ${r.watchToAckP99Ms === null ? 'unmeasured' : `p50 ${r.watchToAckP50Ms!.toFixed(2)} ms, p99 ${r.watchToAckP99Ms.toFixed(2)} ms`}\n` +
             `  bare reactor (watch → read → write, same daemon, interleaved): p50 ${r.bareP50Ms.toFixed(2)} ms, p99 ${r.bareP99Ms.toFixed(2)} ms\n` +
             `  the same bare reactor in C (interleaved): ${r.nativeP99Ms === null ? 'unmeasured' : `p50 ${r.nativeP50Ms!.toFixed(2)} ms, p99 ${r.nativeP99Ms.toFixed(2)} ms`}\n` +
             `  floor, nothing but C (C driver → C reactor, run after): ${r.floor === null ? 'unmeasured' : `p50 ${r.floor.p50Ms.toFixed(2)} ms, p99 ${r.floor.p99Ms.toFixed(2)} ms, max ${r.floor.maxMs.toFixed(2)} ms`}\n` +
@@ -185,6 +186,7 @@ export default async function bench(argv: string[]): Promise<void> {
       }
       react = `react_n=${reactN} react_warmup_passes=${warmupPasses} react_spin=${spin ? 1 : 0} react_p50_ms=${quietHost!.p50Ms.toFixed(2)} react_p99_ms=${quietHost!.p99Ms.toFixed(2)} ` +
         `bare_p99_ms=${quietHost!.bareP99Ms.toFixed(2)} pass_p99_ms=${quietHost!.passP99Ms.toFixed(2)} ` +
+        `watch_to_ack_p99_ms=${fixed(quietHost!.watchToAckP99Ms)} busy_watch_to_ack_p99_ms=${fixed(busyHost!.watchToAckP99Ms)} ` +
         `native_p99_ms=${fixed(quietHost!.nativeP99Ms)} floor_p99_ms=${fixed(quietHost!.floor?.p99Ms ?? null)} ` +
         `busy_react_p50_ms=${busyHost!.p50Ms.toFixed(2)} busy_react_p99_ms=${busyHost!.p99Ms.toFixed(2)} busy_bare_p99_ms=${busyHost!.bareP99Ms.toFixed(2)} ` +
         `busy_native_p99_ms=${fixed(busyHost!.nativeP99Ms)} busy_floor_p99_ms=${fixed(busyHost!.floor?.p99Ms ?? null)} ` +

@@ -42,6 +42,11 @@ describe('react benchmark harness', () => {
       expect(r.phasesTail).not.toBeNull();
       for (const v of Object.values(r.phasesP50!)) expect(v).toBeGreaterThanOrEqual(0);
       expect(r.passP50Ms).toBeGreaterThan(0);
+      // The manager-side interval starts after the driver's (at the watch) and ends about when
+      // it does (the ack and the driver's watch event leave xenstored together).
+      expect(r.watchToAckP50Ms).toBeGreaterThan(0);
+      expect(r.watchToAckP99Ms).toBeGreaterThanOrEqual(r.watchToAckP50Ms!);
+      expect(r.watchToAckP50Ms).toBeLessThanOrEqual(r.p99Ms);
       // The manager ran as the unit starts it (--expose-gc), its collector on; the log's
       // young-generation readings gave a per-pass allocation.
       expect(r.gcBetweenPasses).toBe('on');
