@@ -9,7 +9,11 @@ import { waterFill } from './water-fill.js';
  *            ideal (a pressure boost, a moderated shrink under way) holds part of its share
  *            already: it gets max(want, ideal + share). Topping its want up instead would hand
  *            back, as surplus, each step its moderated shrink gives up, and its target would go
- *            back and forth while the shrinks of the others settle.
+ *            back and forth while the shrinks of the others settle. A VM probed below its
+ *            ideal gets the probe back first: the memory would only be handed out again as
+ *            surplus, and the probe and the others' shrinks would move it down and up in turn.
+ *            So with memory to spare a probe bites only when the surplus is kept (`free`,
+ *            `dom0`) or short (less than the probes: then each gets the same fraction back).
  * - scarcity (Σ floor ≤ pool < Σ want): everyone gets its floor plus the same weighted
  *            fraction of (want − floor): squeezed's equal fraction, with weights.
  * - deficit  (pool < Σ floor): VMs above their floor go down to it; VMs below it (`lower` =
@@ -66,15 +70,8 @@ export function distribute(b: Bounds, pool: number, surplus: SurplusMode, keepFr
     surplusKib = pool - sumWant;
     targets.set(b.want);
     extra = new Float64Array(n);
-    if (surplus === 'proportional') {
-      const held = new Float64Array(n);
-      for (let i = 0; i < n; i++) {
-        caps[i] = Math.max(0, b.ceiling[i]! - b.want[i]!);
-        shares[i] = b.weight[i]! * b.shareBase[i]!;
-        held[i] = Math.max(0, b.want[i]! - b.shareBase[i]!);
-      }
-      extra = waterFill(caps, shares, Math.max(0, surplusKib - keepFreeKib), held);
-    } else if (surplus === 'dom0' && b.dom0 >= 0) {
+    if (surplus === 'proportional') extra = proportionalExtra(b, Math.max(0, surplusKib - keepFreeKib));
+    else if (surplus === 'dom0' && b.dom0 >= 0) {
       extra[b.dom0] = Math.floor(Math.min(Math.max(0, surplusKib - keepFreeKib), Math.max(0, b.ceiling[b.dom0]! - b.want[b.dom0]!)));
     }
     for (let i = 0; i < n; i++) targets[i]! += extra[i]!;
@@ -96,4 +93,30 @@ export function distribute(b: Bounds, pool: number, surplus: SurplusMode, keepFr
     for (let i = 0; i < n; i++) targets[i] = b.lower[i]! + extra[i]!;
   }
   return { mode, targets, extra, sumWant, sumFloor, sumLower, surplusKib };
+}
+
+/** The proportional surplus (enough): first the probes back (each probed VM up to its ideal,
+ *  the same fraction of its probe each while the amount is short), then shares in proportion
+ *  to weight × ideal on top of max(want, ideal). Monotone in `amount`; Σ ≤ amount. */
+function proportionalExtra(b: Bounds, amount: number): Float64Array {
+  const n = b.want.length;
+  const probe = new Float64Array(n);
+  let sumProbe = 0;
+  for (let i = 0; i < n; i++) {
+    probe[i] = Math.max(0, Math.min(b.shareBase[i]!, b.ceiling[i]!) - b.want[i]!);
+    sumProbe += probe[i]!;
+  }
+  if (amount <= sumProbe) return waterFill(probe, probe, amount);
+  const caps = new Float64Array(n);
+  const shares = new Float64Array(n);
+  const held = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const base = b.want[i]! + probe[i]!;
+    caps[i] = Math.max(0, b.ceiling[i]! - base);
+    shares[i] = b.weight[i]! * b.shareBase[i]!;
+    held[i] = Math.max(0, base - b.shareBase[i]!);
+  }
+  const extra = waterFill(caps, shares, amount - sumProbe, held);
+  for (let i = 0; i < n; i++) extra[i]! += probe[i]!;
+  return extra;
 }

@@ -130,7 +130,10 @@ function reasonFor(i: number, vm: VmSnapshot, est: Estimate, dem: Demand, d: Dis
     case 'enough': {
       const extra = d.extra[i]!;
       const share = extra > 0 ? ` plus ${fmt(extra)}${text.enoughShare}` : text.enoughNoShare;
-      return `enough memory: ${wantText}${share}, floor ${floor}${tail}`;
+      // A proportional surplus gives a probe back first (distribute.ts): say how much.
+      const probe = est.idealKib - want;
+      const back = probe > 0 && extra > 0 ? `, ${fmt(Math.min(extra, probe))} of it the probe given back` : '';
+      return `enough memory: ${wantText}${share}${back}, floor ${floor}${tail}`;
     }
     case 'scarcity': {
       const range = want - est.floorKib;

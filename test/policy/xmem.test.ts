@@ -366,6 +366,38 @@ describe('xmem policy: pressure, moderation, probing, hysteresis', () => {
     expect(Math.max(...steps)).toBeLessThanOrEqual(Math.max(64 * M, 0.1 * 2 * G) + 1);
   });
 
+  it('probing with a proportional surplus: the probe is given back while memory is to spare', () => {
+    // Otherwise the probed memory is handed out again as surplus, mostly to the others, and the
+    // VM goes down at each probe step and up whenever another VM's shrink grows the surplus.
+    const two = (nowMs: number, h: Record<number, typeof EMPTY_HISTORY>, actual: Record<number, number>) =>
+      host([1, 2].map((domid) => vm(domid, {
+        actualKib: actual[domid]!, staticMaxKib: 16 * G, history: h[domid]!,
+        // vm1 reports PSI (calm: probed), vm2 has no PSI (never probed).
+        signal: xmemSignal({ ...base, allocation: actual[domid]!, psi: domid === 1 ? psi() : null }),
+      })), { nowMs, freeKib: Math.max(0, 5 * G - actual[1]! - actual[2]!) }); // 1 GiB free at the start
+    const settle = (probe: boolean) => {
+      const c = cfg({ surplus: 'proportional', hysteresis: { total: 0 }, probe: { enabled: probe } });
+      let h: Record<number, typeof EMPTY_HISTORY> = { 1: EMPTY_HISTORY, 2: EMPTY_HISTORY };
+      let actual: Record<number, number> = { 1: 2 * G, 2: 2 * G };
+      let r = decide(two(0, h, actual), c);
+      for (let t = 0; t < 3_600_000; t += 6000) {
+        r = decide(two(t, h, actual), c);
+        h = r.history;
+        actual = Object.fromEntries(r.decisions.map((d) => [d.domid, d.targetKib]));
+      }
+      return { r, h };
+    };
+    const probed = settle(true);
+    const unprobed = settle(false);
+    const [d1] = probed.r.decisions;
+    expect(probed.h[1]!.wantKib).toBe(d1!.floorKib); // probed all the way down…
+    expect(d1!.floorKib).toBeLessThan(d1!.idealKib);
+    // …and both VMs hold what they hold without probing: the share follows the ideal.
+    expect(probed.r.decisions.map((d) => d.targetKib)).toEqual(unprobed.r.decisions.map((d) => d.targetKib));
+    expect(d1!.targetKib).toBeGreaterThan(d1!.idealKib);
+    expect(d1!.reason).toContain(`of it the probe given back`);
+  });
+
   it('hysteresis: a small total change is held; a big one is applied', () => {
     const snap = (commit: number): HostSnapshot =>
       host([vm(1, { actualKib: 2 * G, targetKib: 2 * G, signal: xmemSignal({ allocation: 2 * G, commit, unrec: 500 * M }), history: { ...EMPTY_HISTORY, wantKib: 2 * G } })], { freeKib: 8 * G });
