@@ -26,6 +26,9 @@ export interface Demand {
   pressured: boolean;
   /** Under pressure now or within holdMs of it: favoured when memory is scarce. */
   recentPressure: boolean;
+  /** Being walked down (a moderated shrink, stepping or rate-limited, or a probe under way): the
+   *  memory above its goal is on its way back, so a scarce pool does not raise its target. */
+  shrinking: boolean;
 }
 
 export function demand(vm: VmSnapshot, est: Estimate, pr: PressureReading, cfg: PolicyConfig, nowMs: number): Demand {
@@ -38,6 +41,7 @@ export function demand(vm: VmSnapshot, est: Estimate, pr: PressureReading, cfg: 
   const prev = clamp(h.wantKib ?? vm.actualKib, floor, ceiling);
   let want: number;
   let note = '';
+  let shrinking = false;
   // A rise is measured from a reference that follows every fall, so a slow climb (a few MiB
   // per report) registers once it adds up to riseMin.
   let refIdeal = h.lastIdealKib ?? ideal;
@@ -86,11 +90,13 @@ export function demand(vm: VmSnapshot, est: Estimate, pr: PressureReading, cfg: 
     } else if (lastShrink !== null && nowMs - lastShrink < cfg.shrink.intervalMs) {
       want = prev;
       note = `shrink toward ${fmt(goal)} rate-limited`;
+      shrinking = true;
     } else {
       const step = Math.max(cfg.shrink.stepMin, Math.round(cfg.shrink.stepFraction * prev));
       want = Math.max(goal, prev - step);
       lastShrink = nowMs;
       if (want > goal) note = `shrinking toward ${fmt(goal)} by at most ${fmt(step)} per step`;
+      shrinking = want > goal;
     }
   }
   want = clamp(want, floor, ceiling);
@@ -98,6 +104,8 @@ export function demand(vm: VmSnapshot, est: Estimate, pr: PressureReading, cfg: 
     wantKib: want,
     pressured: pr.pressured,
     recentPressure: lastPressure !== null && nowMs - lastPressure < cfg.pressure.holdMs,
+    // A probe under way walks the VM down too, one step per probe interval.
+    shrinking: (shrinking || (!pr.pressured && probe > 0)) && want > floor,
     note,
     history: {
       lastTargetKib: h.lastTargetKib,

@@ -15,7 +15,9 @@ import { waterFill } from './water-fill.js';
  *            So with memory to spare a probe bites only when the surplus is kept (`free`,
  *            `dom0`) or short (less than the probes: then each gets the same fraction back).
  * - scarcity (Σ floor ≤ pool < Σ want): everyone gets its floor plus the same weighted
- *            fraction of (want − floor): squeezed's equal fraction, with weights.
+ *            fraction of (want − floor): squeezed's equal fraction, with weights; except that
+ *            a VM being walked down does not rise above `scarcityMax` (its target in force)
+ *            as the others' shrinks raise that fraction: it would go up, then down again.
  * - deficit  (pool < Σ floor): VMs above their floor go down to it; VMs below it (`lower` =
  *            min(floor, allocation)) share what is left in proportion to their shortfall.
  *            Nobody is ever pushed below min(floor, allocation): if even that does not fit,
@@ -34,6 +36,9 @@ export interface Bounds {
    *  drift while a VM is being walked down like the moderated demand; and what a share is
    *  counted from (a want above it already holds that much of the share). */
   shareBase: Float64Array;
+  /** Under scarcity no target rises above this (a VM being walked down: its target in force;
+   *  Infinity for the others). Absent: no such limit. */
+  scarcityMax?: Float64Array;
   /** Index of dom0 among the managed VMs, or -1. */
   dom0: number;
 }
@@ -78,8 +83,10 @@ export function distribute(b: Bounds, pool: number, surplus: SurplusMode, keepFr
   } else if (pool >= sumFloor) {
     mode = 'scarcity';
     for (let i = 0; i < n; i++) {
-      caps[i] = b.want[i]! - b.floor[i]!;
-      shares[i] = b.weight[i]! * caps[i]!;
+      shares[i] = b.weight[i]! * (b.want[i]! - b.floor[i]!);
+      // The same fraction for everyone, but a VM being walked down keeps at most what it has:
+      // what the others' shrinks free would come back from it within a few steps.
+      caps[i] = Math.max(0, Math.min(b.want[i]!, b.scarcityMax?.[i] ?? Infinity) - b.floor[i]!);
     }
     extra = waterFill(caps, shares, pool - sumFloor);
     for (let i = 0; i < n; i++) targets[i] = b.floor[i]! + extra[i]!;

@@ -60,6 +60,7 @@ export function decideXmem(snap: HostSnapshot, cfg: PolicyConfig): PolicyResult 
   const ideal = new Float64Array(n);
   const current = new Float64Array(n);
   const urgent: boolean[] = new Array(n);
+  const scarcityMax = new Float64Array(n).fill(Infinity);
   let dom0 = -1;
   for (let i = 0; i < n; i++) {
     const { vm, est, dem } = managed[i]!;
@@ -71,9 +72,10 @@ export function decideXmem(snap: HostSnapshot, cfg: PolicyConfig): PolicyResult 
     ideal[i] = est.idealKib;
     current[i] = currentTarget(vm);
     urgent[i] = dem.pressured;
+    if (dem.shrinking) scarcityMax[i] = Math.max(est.floorKib, current[i]!);
     if (vm.domid === 0) dom0 = i;
   }
-  const dist = distribute({ lower, floor, want, ceiling, weight, shareBase: ideal, dom0 }, pool, cfg.surplus, cfg.surplusKeepFree);
+  const dist = distribute({ lower, floor, want, ceiling, weight, shareBase: ideal, scarcityMax, dom0 }, pool, cfg.surplus, cfg.surplusKeepFree);
   const sig = significance({ current, proposed: dist.targets, floor, ceiling, urgent }, pool, cfg);
 
   const text = passText(dist, pool, cfg);

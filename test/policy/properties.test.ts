@@ -312,6 +312,26 @@ describe('policy properties (fast-check)', () => {
     expect(probed).toEqual(unprobed);
   });
 
+  it('a host FC_SEED=-176390999 found: a VM being walked down no longer rises in scarcity as the others shrink, only to be cut again', () => {
+    // Before: vm2 went 5.30 → 5.62 GiB while the host was scarce (the same fraction of a range
+    // the others' shrinks kept widening), then 5.25 GiB as it left scarcity; with defaults too.
+    type Case = [HostSnapshot, Parameters<typeof config>[0], 'xmem', boolean];
+    const [s0, p, policy, probe] = JSON.parse(readFileSync(new URL('./fixtures/walkers-rise-in-scarcity.json', import.meta.url), 'utf8')) as Case;
+    expect(maxFlips(settle(s0, config(p, { policy, probe: { enabled: probe } }), 200))).toBeLessThanOrEqual(2);
+    // The defaults (surplus free, 150 MiB hysteresis): while the host is scarce, vm2 only goes down.
+    const c = cfg({ policy });
+    let s = s0;
+    const scarce: number[] = [];
+    for (let pass = 0; pass < 40; pass++) {
+      const r = decide(s, c);
+      if (r.summary.includes('scarcity')) scarce.push(r.decisions[2]!.targetKib);
+      s = { ...s, nowMs: s.nowMs + 1000, freeKib: s.freeKib + sum(r.decisions.map((d, i) => s.vms[i]!.actualKib - d.targetKib)),
+        vms: s.vms.map((vm, i) => ({ ...vm, actualKib: r.decisions[i]!.targetKib, targetKib: r.decisions[i]!.targetKib, history: r.history[vm.domid]! })) };
+    }
+    expect(scarce.length).toBeGreaterThan(2);
+    for (let k = 1; k < scarce.length; k++) expect(scarce[k]!, `pass ${k}`).toBeLessThanOrEqual(scarce[k - 1]!);
+  });
+
   it('a XAPI VM whose MemTotal is not rewritten keeps its gap: its growth does not read as more gap and grow it again', () => {
     // Before: vm3's gap went 19 → 155 → 255 → 256 MiB (gapMax) over four passes as its own
     // grows were measured against an unchanged MemTotal, and each step reshared the scarce pool:
