@@ -106,6 +106,8 @@ export function decideXmem(snap: HostSnapshot, cfg: PolicyConfig): PolicyResult 
 
 /** The parts of every reason that are the same for all VMs in a pass, formatted once. */
 interface PassText {
+  /** `surplus: proportional`: a probe is given back before shares (distribute.ts). */
+  probeBack: boolean;
   enoughShare: string;
   enoughNoShare: string;
   scarcity: string;
@@ -115,6 +117,7 @@ interface PassText {
 function passText(d: Distribution, pool: number, cfg: PolicyConfig): PassText {
   const surplus = fmt(d.surplusKib);
   return {
+    probeBack: cfg.surplus === 'proportional',
     enoughShare: ` of the ${surplus} surplus (${cfg.surplus})`,
     enoughNoShare: d.surplusKib > 0 ? ` (surplus ${surplus} ${cfg.surplus === 'free' ? 'kept free' : `goes to ${cfg.surplus}`})` : '',
     scarcity: `scarcity (pool ${fmt(pool)} < wanted ${fmt(d.sumWant)}): `,
@@ -132,9 +135,9 @@ function reasonFor(i: number, vm: VmSnapshot, est: Estimate, dem: Demand, d: Dis
     case 'enough': {
       const extra = d.extra[i]!;
       const share = extra > 0 ? ` plus ${fmt(extra)}${text.enoughShare}` : text.enoughNoShare;
-      // A proportional surplus gives a probe back first (distribute.ts): say how much.
+      // Say how much of the share is the probe given back.
       const probe = est.idealKib - want;
-      const back = probe > 0 && extra > 0 ? `, ${fmt(Math.min(extra, probe))} of it the probe given back` : '';
+      const back = text.probeBack && probe > 0 && extra > 0 ? `, ${fmt(Math.min(extra, probe))} of it the probe given back` : '';
       return `enough memory: ${wantText}${share}${back}, floor ${floor}${tail}`;
     }
     case 'scarcity': {
