@@ -104,8 +104,8 @@ export function demand(vm: VmSnapshot, est: Estimate, pr: PressureReading, cfg: 
     wantKib: want,
     pressured: pr.pressured,
     recentPressure: lastPressure !== null && nowMs - lastPressure < cfg.pressure.holdMs,
-    // A probe under way walks the VM down too, one step per probe interval.
-    shrinking: (shrinking || (!pr.pressured && probe > 0)) && want > floor,
+    // A probe under way walks the VM down too, one step per probe interval (pressure zeroes it).
+    shrinking: (shrinking || probe > 0) && want > floor,
     note,
     history: {
       lastTargetKib: h.lastTargetKib,

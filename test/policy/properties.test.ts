@@ -212,11 +212,12 @@ describe('policy properties (fast-check)', () => {
   }, SLOW);
 
   /** Runs the loop the manager runs: each VM reaches its target, the history is fed back. */
-  function settle(s0: HostSnapshot, c: PolicyConfig, passes: number): number[][] {
+  function settle(s0: HostSnapshot, c: PolicyConfig, passes: number, onPass?: (r: PolicyResult) => void): number[][] {
     let s = s0;
     const trail: number[][] = [];
     for (let pass = 0; pass < passes; pass++) {
       const r = decide(s, c);
+      onPass?.(r);
       trail.push(r.decisions.map((d) => d.targetKib));
       const target = new Map(r.decisions.map((d) => [d.domid, d.targetKib]));
       let freed = 0;
@@ -319,15 +320,10 @@ describe('policy properties (fast-check)', () => {
     const [s0, p, policy, probe] = JSON.parse(readFileSync(new URL('./fixtures/walkers-rise-in-scarcity.json', import.meta.url), 'utf8')) as Case;
     expect(maxFlips(settle(s0, config(p, { policy, probe: { enabled: probe } }), 200))).toBeLessThanOrEqual(2);
     // The defaults (surplus free, 150 MiB hysteresis): while the host is scarce, vm2 only goes down.
-    const c = cfg({ policy });
-    let s = s0;
     const scarce: number[] = [];
-    for (let pass = 0; pass < 40; pass++) {
-      const r = decide(s, c);
+    settle(s0, cfg({ policy }), 40, (r) => {
       if (r.summary.includes('scarcity')) scarce.push(r.decisions[2]!.targetKib);
-      s = { ...s, nowMs: s.nowMs + 1000, freeKib: s.freeKib + sum(r.decisions.map((d, i) => s.vms[i]!.actualKib - d.targetKib)),
-        vms: s.vms.map((vm, i) => ({ ...vm, actualKib: r.decisions[i]!.targetKib, targetKib: r.decisions[i]!.targetKib, history: r.history[vm.domid]! })) };
-    }
+    });
     expect(scarce.length).toBeGreaterThan(2);
     for (let k = 1; k < scarce.length; k++) expect(scarce[k]!, `pass ${k}`).toBeLessThanOrEqual(scarce[k - 1]!);
   });

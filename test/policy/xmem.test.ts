@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { decide } from '../../src/policy/index.js';
-import { EMPTY_HISTORY, type HostSnapshot, type VmDecision } from '../../src/policy/types.js';
+import { EMPTY_HISTORY, type HostSnapshot, type PolicyResult, type VmDecision } from '../../src/policy/types.js';
 import { G, M, cfg, host, psi, sum, vm, xmemSignal } from './helpers.js';
 
 const free = cfg({ surplus: 'free' });
@@ -379,13 +379,13 @@ describe('xmem policy: pressure, moderation, probing, hysteresis', () => {
       const c = cfg({ surplus: 'proportional', hysteresis: { total: 0 }, probe: { enabled: probe } });
       let h: Record<number, typeof EMPTY_HISTORY> = { 1: EMPTY_HISTORY, 2: EMPTY_HISTORY };
       let actual: Record<number, number> = { 1: 2 * G, 2: 2 * G };
-      let r = decide(two(0, h, actual), c);
+      let r: PolicyResult | undefined;
       for (let t = 0; t < 3_600_000; t += 6000) {
         r = decide(two(t, h, actual), c);
         h = r.history;
         actual = Object.fromEntries(r.decisions.map((d) => [d.domid, d.targetKib]));
       }
-      return { r, h };
+      return { r: r!, h };
     };
     const probed = settle(true);
     const unprobed = settle(false);
