@@ -36,6 +36,7 @@ if (role === 'manager') {
     nativeReactor: str('native'),
     floorDriver: str('floor-driver'),
     gcBetweenPasses: str('gc-between-passes') !== '0',
+    fifo: str('fifo') === '1',
     warmupSamples: num('warmup-passes') ?? 1500,
     patterns: [
       // A report every ~105 ms: each pass starts on cold caches and idle CPUs.

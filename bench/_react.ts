@@ -25,6 +25,7 @@ import type { WatchEvent, XenstoreClient } from '../src/xenstore/types.js';
 import { encodeGuestReport, type GuestReport } from '../src/schemas/report.js';
 import type { ScriptedDomain } from '../dom0/host/scripted-host.js';
 import { keys } from '../dom0/manager/keys.js';
+import { toFifo } from '../dom0/manager/realtime.js';
 import { BARE, NATIVE_BARE, MIN_PASS_INTERVAL_MS, STRIDE, monoMs, type ManagerChildSpec, type ManagerLog } from './_react-peers.js';
 
 const { NODE_PERFORMANCE_GC_MINOR } = perfConstants;
@@ -54,6 +55,10 @@ export interface ReactOptions {
   /** bench/native/floor-driver.c, built: after the interleaved samples, each pattern is run
    *  again with this C driver against the C reactor, so no runtime is on the path at all. */
   floorDriver?: string;
+  /** xenstored and each reactor's main thread (xmem's manager, both bare reactors) at
+   *  SCHED_FIFO priority 1, as `xmem run` puts its own with service.fifoPriority = 1 and
+   *  dom0/systemd/xenstored-fifo.conf puts xenstored (`--fifo`). The driver, which plays the guests, stays at SCHED_OTHER. */
+  fifo?: boolean;
   /** The manager's service.gcBetweenPasses (default true). The manager runs under --expose-gc
    *  either way, as the systemd unit starts it. */
   gcBetweenPasses?: boolean;
@@ -270,6 +275,13 @@ export interface ReactResult {
   load1: number;
 }
 
+/** Puts one thread (a process's main thread: its pid) at SCHED_FIFO 1, as `xmem run` does
+ *  with service.fifoPriority = 1, or says why it could not. */
+async function fifoOrThrow(pid: number | undefined, what: string): Promise<void> {
+  const status = pid === undefined ? 'off: no pid' : await toFifo(pid, 1);
+  if (status.startsWith('off')) throw new Error(`--fifo: ${what}: ${status}`);
+}
+
 /** Measures every pattern in turn on one daemon and one manager, after the warm-up. */
 export async function measureReactLatency(n: number, opts: ReactOptions): Promise<ReactResult[]> {
   const warmup = opts.warmupSamples ?? 1500;
@@ -280,6 +292,7 @@ export async function measureReactLatency(n: number, opts: ReactOptions): Promis
   // Every sample grows one VM by a step: the ceilings leave room for all of them.
   const ceilingKib = Math.max(64 * GiB, 1 * GiB + (Math.ceil(totalSamples / n) + 2) * COMMIT_STEP_KIB);
   const daemon = await startXenstored({ impl: 'c' });
+  if (opts.fifo) await fifoOrThrow(daemon.pid(), 'xenstored');
   const tools = await connectXenstore({ path: daemon.socketPath });
   const watcher = await connectXenstore({ path: daemon.socketPath });
   const peers: Peer[] = [];
@@ -296,6 +309,9 @@ export async function measureReactLatency(n: number, opts: ReactOptions): Promis
     peers.push(bare);
     const native = opts.nativeReactor ? await startNativePeer(opts.nativeReactor, daemon.socketPath) : null;
     if (native) peers.push(native);
+    // Main threads only (chrt --pid sets one thread): V8's helper threads stay at SCHED_OTHER,
+    // as in `xmem run` (dom0/manager/realtime.ts).
+    if (opts.fifo) for (const [peer, what] of [[manager, 'manager'], [bare, 'bare reactor'], [native, 'C reactor']] as const) if (peer) await fifoOrThrow(peer.proc.pid, what);
 
     // One watch per VM target on an independent connection; resolvers keyed by path.
     const waiting = new Map<string, (t: number) => void>();

@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- policy [--quick | --react-only] [--react-n N] [--react-warmup-passes P] [--spin] [--no-gc-between-passes]`: the time of one full decision pass (decide()) for
+ * `npm run bench -- policy [--quick | --react-only] [--react-n N] [--react-warmup-passes P] [--spin] [--fifo] [--no-gc-between-passes]`: the time of one full decision pass (decide()) for
  * N = 10, 100, 1000, 10000 domains, xmem and qmemman policies, median of many repeats, in µs;
  * then the watch-event → target-written latency at N = 100 over the real C xenstored, measured
  * by bench/_react.ts around the real Manager (with its state server), beside a bare reactor on
@@ -10,7 +10,10 @@
  * `--spin` keeps every vCPU out of idle while the latency is measured (one `nice -n 19` busy
  * loop per CPU): on a VM whose idle vCPUs take milliseconds to wake (this 2-vCPU microVM) it
  * stands in for dom0 vCPUs that do not halt, and tells the machine's wake-up stalls from
- * xmem's own time. `--no-gc-between-passes` measures the manager with service.gcBetweenPasses
+ * xmem's own time. `--fifo` runs xenstored and each reactor's main thread (xmem's manager, the
+ * bare reactors) at SCHED_FIFO 1, as xmem with service.fifoPriority = 1 and xenstored with
+ * dom0/systemd/xenstored-fifo.conf run: a woken xenstored or reactor then preempts ordinary tasks at once instead of
+ * waiting up to a scheduler tick for them. `--no-gc-between-passes` measures the manager with service.gcBetweenPasses
  * off (V8 then scavenges whenever its young generation fills, often inside a pass).
  *
  * The host is synthetic but realistic and seeded (same every run): 85 % of the VMs send xmem
@@ -132,6 +135,8 @@ export default async function bench(argv: string[]): Promise<void> {
   if (!Number.isInteger(warmupPasses) || warmupPasses < 0) throw new Error(`--react-warmup-passes: a whole number ≥ 0, not ${argv[wAt + 1]}`);
   const child = ['--n', String(reactN), '--warmup-passes', String(warmupPasses)];
   const spin = argv.includes('--spin');
+  const fifo = argv.includes('--fifo');
+  if (fifo) child.push('--fifo', '1');
   // --no-gc-between-passes: the manager with service.gcBetweenPasses off, to compare.
   if (argv.includes('--no-gc-between-passes')) child.push('--gc-between-passes', '0');
   const result: Record<string, string> = {};
@@ -173,7 +178,7 @@ export default async function bench(argv: string[]): Promise<void> {
         .finally(() => spinners?.stop());
       for (const r of [quietHost!, busyHost!]) {
         process.stdout.write(
-          `watch event → memory/target written, N = ${reactN}, real C xenstored (${r.label}, after ${warmupPasses} warm-up passes${spin ? ', vCPUs kept busy (--spin)' : ''}):\n` +
+          `watch event → memory/target written, N = ${reactN}, real C xenstored (${r.label}, after ${warmupPasses} warm-up passes${spin ? ', vCPUs kept busy (--spin)' : ''}${fifo ? ', xenstored and the reactors at SCHED_FIFO 1 (--fifo)' : ''}):\n` +
             `  xmem: p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms (its pass alone: p50 ${r.passP50Ms.toFixed(2)} ms, p99 ${r.passP99Ms.toFixed(2)} ms)\n` +
             `  xmem, the manager's own clock, its watch fired → target write acknowledged: ${r.watchToAckP99Ms === null ? 'unmeasured' : `p50 ${r.watchToAckP50Ms!.toFixed(2)} ms, p99 ${r.watchToAckP99Ms.toFixed(2)} ms`}\n` +
             `  bare reactor (watch → read → write, same daemon, interleaved): p50 ${r.bareP50Ms.toFixed(2)} ms, p99 ${r.bareP99Ms.toFixed(2)} ms\n` +
@@ -184,7 +189,7 @@ export default async function bench(argv: string[]): Promise<void> {
             `a pass allocates ${r.allocKibPerPass === null ? 'unmeasured' : `${r.allocKibPerPass.toFixed(0)} KiB`} (median, whole run)\n`,
         );
       }
-      react = `react_n=${reactN} react_warmup_passes=${warmupPasses} react_spin=${spin ? 1 : 0} react_p50_ms=${quietHost!.p50Ms.toFixed(2)} react_p99_ms=${quietHost!.p99Ms.toFixed(2)} ` +
+      react = `react_n=${reactN} react_warmup_passes=${warmupPasses} react_spin=${spin ? 1 : 0} react_fifo=${fifo ? 1 : 0} react_p50_ms=${quietHost!.p50Ms.toFixed(2)} react_p99_ms=${quietHost!.p99Ms.toFixed(2)} ` +
         `bare_p99_ms=${quietHost!.bareP99Ms.toFixed(2)} pass_p99_ms=${quietHost!.passP99Ms.toFixed(2)} ` +
         `watch_to_ack_p99_ms=${fixed(quietHost!.watchToAckP99Ms)} busy_watch_to_ack_p99_ms=${fixed(busyHost!.watchToAckP99Ms)} ` +
         `native_p99_ms=${fixed(quietHost!.nativeP99Ms)} floor_p99_ms=${fixed(quietHost!.floor?.p99Ms ?? null)} ` +

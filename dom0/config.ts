@@ -80,6 +80,9 @@ export const ServiceSchema = z.strictObject({
   /** Collect V8's young generation between passes rather than inside them (needs node
    *  --expose-gc, which the systemd unit sets; dom0/manager/gc-between-passes.ts). */
   gcBetweenPasses: z.boolean().default(true),
+  /** The manager's main thread at SCHED_FIFO with this priority, 0 = off (ordinary
+   *  scheduling). Cuts the react p99 on a small dom0; dom0/manager/realtime.ts. */
+  fifoPriority: z.number().int().min(0).max(99).default(0),
   logLevel: z.enum(LOG_LEVELS).default('info'),
 });
 export type ServiceConfig = z.infer<typeof ServiceSchema>;

@@ -6,6 +6,7 @@ import { openXenHost } from '../host/open.js';
 import { createLogger } from '../log.js';
 import { Manager } from '../manager/manager.js';
 import { startGcBetweenPasses } from '../manager/gc-between-passes.js';
+import { toFifo } from '../manager/realtime.js';
 import { ReservationBook } from '../admission/book.js';
 import { withAdmissionPins } from '../admission/pins.js';
 import { startAdmissionServer, type AdmissionServer } from '../admission/server.js';
@@ -115,6 +116,9 @@ async function serve(config: XmemConfig): Promise<number> {
   const collector = startGcBetweenPasses(manager, svc.gcBetweenPasses);
   log.info({ gcBetweenPasses: collector.status }, 'young-generation GC');
   await manager.start();
+  // After start-up, so node's helper threads already exist and stay ordinary.
+  const scheduling = await toFifo(process.pid, svc.fifoPriority);
+  log[scheduling.startsWith('off: chrt') ? 'warn' : 'info']({ scheduling }, 'main thread scheduling');
   await new Promise<void>((resolve) => {
     // The handlers stay installed for the whole shutdown: execa's signal-exit re-raises a
     // signal once it is the last listener, which would kill us mid-stop.

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, writeFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,6 +9,7 @@ import { connectXenstore } from '../../src/xenstore/client.js';
 import type { XenstoreConnection } from '../../src/xenstore/client.js';
 import { encodeGuestReport } from '../../src/schemas/report.js';
 import { keys } from '../../dom0/manager/keys.js';
+import { schedulingPolicyOf } from '../../dom0/manager/realtime.js';
 import { report } from './helpers.js';
 import { GiB, MiB, createDomainNodes } from './rig.js';
 
@@ -111,6 +112,7 @@ describe.skipIf(skip !== null)('xmem run as a service (real C xenstored, stand-i
     let out = '';
     svc.stdout!.on('data', (d) => (out += d));
     await until(() => out.includes('manager started'), 'manager started');
+    await until(() => out.includes('"scheduling":"off: config"'), 'scheduling line (off by default)');
     await tools.write(keys(1).report, encodeGuestReport(report({ seq: 1, total: 2 * GiB, commit: 1800 * MiB, anon: 1600 * MiB, free: 64 * MiB, avail: 200 * MiB, bcur: 1 * GiB, btgt: 1 * GiB })));
     await until(async () => Number(await tools.read(keys(1).target)) > 1 * GiB, 'work grown');
     const target = Number(await tools.read(keys(1).target));
@@ -132,12 +134,26 @@ describe.skipIf(skip !== null)('xmem run as a service (real C xenstored, stand-i
     expect(Number(await tools.read(keys(1).target))).toBe(target);
 
     // Restart: state comes back from xl + xenstore; the same report needs no new target.
-    const again = cli(['run', '--config', path.join(dir, 'config.json')]);
+    // This time with service.fifoPriority: the main thread alone goes real-time.
+    const cfg = JSON.parse(readFileSync(path.join(dir, 'config.json'), 'utf8')) as { service: Record<string, unknown> };
+    writeFileSync(path.join(dir, 'config-fifo.json'), JSON.stringify({ ...cfg, service: { ...cfg.service, fifoPriority: 1 } }));
+    const again = cli(['run', '--config', path.join(dir, 'config-fifo.json')]);
     const done2 = finished(again);
     let out2 = '';
     again.stdout!.on('data', (d) => (out2 += d));
     await until(() => out2.includes('manager started') && out2.includes('"domain found"') , 'restarted');
     await until(() => out2.includes('"guest signal"'), 'report read again');
+    await until(() => out2.includes('"main thread scheduling"'), 'scheduling line');
+    if (process.getuid?.() === 0) {
+      expect(out2).toContain('"scheduling":"SCHED_FIFO 1"');
+      const threads = readdirSync(`/proc/${again.pid}/task`).map(Number);
+      const policies = await Promise.all(threads.map((t) => schedulingPolicyOf(t)));
+      expect(policies[threads.indexOf(again.pid!)]).toBe(1);
+      // node's helper threads (V8 platform workers, the tsx loader) were left ordinary.
+      expect(policies.filter((p) => p === 0).length).toBe(threads.length - 1);
+    } else {
+      expect(out2).toMatch(/"scheduling":"off: chrt failed/);
+    }
     await new Promise((res) => setTimeout(res, 300));
     expect(Number(await tools.read(keys(1).target))).toBe(target);
     again.kill('SIGTERM');
