@@ -6,12 +6,12 @@ import { execa } from 'execa';
  *
  * On a small dom0 a woken task that finds an ordinary task running on its vCPU can wait up to a
  * scheduler tick (4 ms at HZ = 250) for it: that wait, once per ~100 wake-ups, is most of the
- * react benchmark's p99 (README, Figures). A real-time thread preempts ordinary tasks at once.
+ * react benchmark's p99 (README, "Limits": React p99). A real-time thread preempts ordinary tasks at once.
  * Only the main thread, where passes run: V8's helper threads (compiler, GC) stay ordinary,
  * so a long compile or collection on them cannot hold a dom0 vCPU against everything else.
  * It is applied after start-up, from inside (a unit's ExecStartPost would race node creating
- * those threads, and they inherit the policy). A pass is bounded work and passes are spaced
- * by minPassIntervalMs, so the thread cannot monopolise a CPU; the kernel's RT throttling
+ * those threads, and they inherit the policy). Passes run one at a time, at least
+ * minPassIntervalMs apart however often guests write, so guests cannot make it monopolise a CPU; the kernel's RT throttling
  * (sched_rt_runtime_us) is the backstop.
  */
 

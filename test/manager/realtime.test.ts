@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, symlinkSync } from 'node:fs';
+import { mkdtempSync, readFileSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -44,7 +44,9 @@ describe('schedulingPolicyOf', () => {
     const odd = path.join(dir, 'a) (b c');
     symlinkSync('/bin/sleep', odd);
     const pid = sleeper(odd);
-    await new Promise((r) => setTimeout(r, 50)); // until the exec has renamed it
+    // Until the exec has given it the odd name (before it, stat holds node's).
+    for (let i = 0; i < 100 && !readFileSync(`/proc/${pid}/stat`, 'utf8').includes('(a) (b c)'); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(readFileSync(`/proc/${pid}/stat`, 'utf8')).toContain('(a) (b c)');
     expect(await toFifo(pid, 2)).toBe('SCHED_FIFO 2');
     expect(await schedulingPolicyOf(pid)).toBe(1);
   });
