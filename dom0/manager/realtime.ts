@@ -5,7 +5,7 @@ import { execa } from 'execa';
  * The manager's main thread at SCHED_FIFO (`service.fifoPriority`, 0 = off).
  *
  * On a small dom0 a woken task that finds an ordinary task running on its vCPU can wait up to a
- * scheduler tick (4 ms at HZ = 250) for it: that wait, once per ~100 wake-ups, is most of the
+ * scheduler tick (4 ms at HZ = 250) for it: that wait, in about one reaction in a hundred, is most of the
  * react benchmark's p99 (README, "Limits": React p99). A real-time thread preempts ordinary tasks at once.
  * Only the main thread, where passes run: V8's helper threads (compiler, GC) stay ordinary,
  * so a long compile or collection on them cannot hold a dom0 vCPU against everything else.
